@@ -1,0 +1,311 @@
+"""CPU kernels: the formulas of :mod:`gbfocal._formulas` over arrays of rows.
+
+Three design points, each measured (``benchmarks/bench_kernels.py``):
+
+* **One exponential per row, vectorisable.** Numba's scalar ``exp``/``log1p``
+  are calls into libm that LLVM cannot vectorise without Intel's SVML, which
+  caps a plain loop at ~40 Mrows/s. :func:`exp_neg` and :func:`log1p_unit`
+  below are branch-free polynomials (Cody–Waite range reduction plus a degree
+  13 Taylor polynomial for ``exp``; the ``atanh`` series for ``log1p`` on
+  [0, 1]) that LLVM turns into AVX2 code, accurate to a few ulp.
+* **Threads from Python, not ``prange``.** Each kernel works on a row range
+  with the GIL released (``nogil=True``); :func:`run_chunked` splits the rows
+  over a small thread pool. This avoids Numba's threading layers entirely
+  (the ``workqueue`` layer aborts when two threads launch parallel regions at
+  once, as Dask workers with ``threads_per_worker > 1`` do), and kernels
+  compile in a fraction of the time a parfor needs.
+* **Compile on first use, cache on disk.** Nothing compiles at import.
+  ``cache=True`` stores machine code beside the package (or in Numba's
+  per-user cache when that is read-only); where no cache location is
+  writable the kernels are compiled in memory instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from gbfocal import _formulas as F
+
+_FASTMATH = {"contract"}  # allow FMA; keep IEEE NaN/inf semantics (we detect NaN)
+
+
+def _compile(fn=None, **options):
+    """The one decorator policy: nogil, FMA contraction, cached when possible."""
+
+    def wrap(f):
+        kwargs = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy", **options}
+        try:
+            return njit(cache=True, **kwargs)(f)
+        except RuntimeError:  # no writable cache location (read-only install, no HOME)
+            return njit(cache=False, **kwargs)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _inline(f):
+    return njit(inline="always", fastmath=_FASTMATH, error_model="numpy")(f)
+
+
+logistic_parts = _inline(F.logistic_parts)
+integer_power = _inline(F.integer_power)
+focal_value = _inline(F.focal_value)
+focal_grad_t = _inline(F.focal_grad_t)
+focal_hess_t = _inline(F.focal_hess_t)
+
+
+@intrinsic
+def _f64_as_i64(typingctx, x):
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _i64_as_f64(typingctx, x):
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the low bits
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm split of ln 2: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@_inline
+def exp_neg(a):
+    """``exp(-a)`` for ``a >= 0`` (0 beyond 745.2, where exp underflows to 0).
+
+    exp(-a) = 2^-n exp(-r), n = round(a / ln 2), |r| <= ln(2) / 2; exp(-r) by
+    its Taylor polynomial of degree 13 (truncation < 4e-18 relative); 2^-n is
+    built in the exponent bits, in two factors so subnormal results round
+    correctly.
+    """
+    ac = min(a, 746.0)
+    kf = ac * _LOG2E + _MAGIC
+    nf = kf - _MAGIC
+    n = _f64_as_i64(kf) - _f64_as_i64(_MAGIC)
+    x = -((ac - nf * _LN2_HI) - nf * _LN2_LO)
+    poly = 1.0 / 6227020800.0
+    poly = poly * x + 1.0 / 479001600.0
+    poly = poly * x + 1.0 / 39916800.0
+    poly = poly * x + 1.0 / 3628800.0
+    poly = poly * x + 1.0 / 362880.0
+    poly = poly * x + 1.0 / 40320.0
+    poly = poly * x + 1.0 / 5040.0
+    poly = poly * x + 1.0 / 720.0
+    poly = poly * x + 1.0 / 120.0
+    poly = poly * x + 1.0 / 24.0
+    poly = poly * x + 1.0 / 6.0
+    poly = poly * x + 0.5
+    poly = poly * x + 1.0
+    poly = poly * x + 1.0
+    n1 = n >> 1
+    s1 = _i64_as_f64((1023 - n1) << 52)
+    s2 = _i64_as_f64((1023 - (n - n1)) << 52)
+    out = poly * s1 * s2
+    return 0.0 if a > 745.2 else out
+
+
+@_inline
+def log1p_unit(e, inv_2pe):
+    """``log1p(e)`` for ``e`` in [0, 1], given ``1 / (2 + e)``.
+
+    log1p(e) = 2 atanh(s) with s = e / (2 + e) in [0, 1/3]: the odd series
+    2 s (1 + s²/3 + s⁴/5 + ...) to s^30 (truncation < 2e-16 relative); exact
+    relative precision as e -> 0.
+    """
+    s = e * inv_2pe
+    s2 = s * s
+    poly = 1.0 / 31.0
+    poly = poly * s2 + 1.0 / 29.0
+    poly = poly * s2 + 1.0 / 27.0
+    poly = poly * s2 + 1.0 / 25.0
+    poly = poly * s2 + 1.0 / 23.0
+    poly = poly * s2 + 1.0 / 21.0
+    poly = poly * s2 + 1.0 / 19.0
+    poly = poly * s2 + 1.0 / 17.0
+    poly = poly * s2 + 1.0 / 15.0
+    poly = poly * s2 + 1.0 / 13.0
+    poly = poly * s2 + 1.0 / 11.0
+    poly = poly * s2 + 1.0 / 9.0
+    poly = poly * s2 + 1.0 / 7.0
+    poly = poly * s2 + 1.0 / 5.0
+    poly = poly * s2 + 1.0 / 3.0
+    poly = poly * s2 + 1.0
+    return 2.0 * s * poly
+
+
+@_inline
+def row_terms(y, z, alpha, gamma, gamma_int):
+    """Everything a kernel needs for one row: s, α_t, p_t, 1-p_t, -log p_t, (1-p_t)^γ."""
+    pos = y > 0.5
+    s = 1.0 if pos else -1.0
+    alpha_t = alpha if pos else 1.0 - alpha
+    t = s * z
+    e = exp_neg(abs(t))
+    # one division for both reciprocals: 1/(1+e) and 1/(2+e)
+    d = 1.0 / ((1.0 + e) * (2.0 + e))
+    inv_1pe = (2.0 + e) * d
+    inv_2pe = (1.0 + e) * d
+    p, q, nlp, nlq = logistic_parts(t, e, log1p_unit(e, inv_2pe), inv_1pe)
+    qg = integer_power(q, gamma_int) if gamma_int >= 0 else exp_neg(gamma * nlq)
+    return s, alpha_t, p, q, nlp, qg
+
+
+@_inline
+def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
+    """(dFL/dz, d²FL/dz² under ``policy``) for one row."""
+    s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
+    g = s * focal_grad_t(alpha_t, gamma, p, q, qg, nlp)
+    return g, focal_hess_t(alpha_t, gamma, p, q, qg, nlp, policy)
+
+
+@_inline
+def loss_row(y, z, alpha, gamma, gamma_int):
+    s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
+    return focal_value(alpha_t, qg, nlp)
+
+
+@_inline
+def not_finite(x):
+    return not (abs(x) < np.inf)
+
+
+# Each kernel below has a weighted and an unweighted loop: a weight load under a
+# branch inside one loop stops LLVM from vectorising it.
+
+
+@_compile
+def gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy, grad, hess, lo, hi):
+    """grad/hess w.r.t. z for rows [lo, hi); returns the number of non-finite margins."""
+    bad = 0
+    if w.shape[0] > 0:
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            g, h = gradient_hessian_row(y[i], zi, alpha, gamma, gamma_int, policy)
+            grad[i] = w[i] * g
+            hess[i] = w[i] * h
+    else:
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            grad[i], hess[i] = gradient_hessian_row(y[i], zi, alpha, gamma, gamma_int, policy)
+    return bad
+
+
+@_compile
+def loss_kernel(y, z, w, alpha, gamma, gamma_int, out, lo, hi):
+    """Per-row (weighted) focal loss for rows [lo, hi); returns the non-finite count."""
+    bad = 0
+    if w.shape[0] > 0:
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            out[i] = w[i] * loss_row(y[i], zi, alpha, gamma, gamma_int)
+    else:
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            out[i] = loss_row(y[i], zi, alpha, gamma, gamma_int)
+    return bad
+
+
+@_compile(fastmath={"contract", "reassoc"})
+def loss_sum_kernel(y, z, w, alpha, gamma, gamma_int, lo, hi):
+    """(Σ w·FL, Σ w, non-finite count) over rows [lo, hi), without a per-row array."""
+    bad = 0
+    total = 0.0
+    if w.shape[0] > 0:
+        wsum = 0.0
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            total += w[i] * loss_row(y[i], zi, alpha, gamma, gamma_int)
+            wsum += w[i]
+    else:
+        wsum = float(hi - lo)
+        for i in range(lo, hi):
+            zi = np.float64(z[i])
+            bad += not_finite(zi)
+            total += loss_row(y[i], zi, alpha, gamma, gamma_int)
+    return total, wsum, bad
+
+
+@_compile(fastmath={"contract", "reassoc"})
+def label_weight_sums_kernel(y, w, lo, hi):
+    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi)."""
+    w1 = 0.0
+    wsum = 0.0
+    if w.shape[0] > 0:
+        for i in range(lo, hi):
+            w1 += w[i] if y[i] > 0.5 else 0.0
+            wsum += w[i]
+    else:
+        for i in range(lo, hi):
+            w1 += 1.0 if y[i] > 0.5 else 0.0
+        wsum = float(hi - lo)
+    return w1, wsum - w1
+
+
+# --------------------------------------------------------------------------- threads
+
+#: Below this many rows per thread, one thread is faster than a hand-off.
+MIN_ROWS_PER_THREAD = 32768
+
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] = (0, 0)
+_pool_lock = threading.Lock()
+
+
+def default_n_threads() -> int:
+    """Cores this process may use (affinity-aware), like OpenMP's default."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor(n_threads: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), n_threads)  # a forked child must not reuse the parent's dead threads
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="gbfocal")
+            _pool_key = key
+        return _pool
+
+
+def run_chunked(kernel, n_rows: int, args: tuple, n_threads: int | None) -> list:
+    """Call ``kernel(*args, lo, hi)`` over contiguous row ranges covering [0, n_rows).
+
+    Returns the list of per-range results, in row order. Kernels release the
+    GIL, so the ranges run truly in parallel.
+    """
+    if n_threads is None:
+        n_threads = default_n_threads()
+    n_chunks = max(1, min(int(n_threads), n_rows // MIN_ROWS_PER_THREAD))
+    if n_chunks == 1:
+        return [kernel(*args, 0, n_rows)]
+    bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
+    pool = _executor(n_chunks)
+    futures = [pool.submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [f.result() for f in futures]
+

@@ -1,0 +1,121 @@
+"""Input checks. Each error names the argument and says how to fix it."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_alpha(alpha: object, name: str = "alpha") -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"{name} must be a real number in (0, 1), got {type(alpha).__name__} {alpha!r}")
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(
+            f"{name} must lie strictly between 0 and 1 (it weighs the positive class, 1 - {name} the "
+            f"negative one), got {alpha!r}"
+        )
+    return alpha
+
+
+def check_gamma(gamma: object, name: str = "gamma") -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(gamma).__name__} {gamma!r}")
+    gamma = float(gamma)
+    if not (gamma >= 0.0 and math.isfinite(gamma)):
+        raise ValueError(f"{name} must be a finite number >= 0 (0 gives α-balanced logloss), got {gamma!r}")
+    return gamma
+
+
+def _as_1d(x: object, name: str) -> np.ndarray:
+    if x is None:
+        raise TypeError(f"{name} is required, got None")
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D with one value per row, got an array of shape {arr.shape}; "
+            f"pass a 1-D array (for a column vector use .ravel())"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one row is needed")
+    return arr
+
+
+def as_labels(y: object, name: str = "y_true") -> np.ndarray:
+    """Labels as a contiguous float64 array with values in {0, 1} (no copy if already so)."""
+    arr = _as_1d(y, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be numeric 0/1 labels, got dtype {arr.dtype}; encode classes as 0 (negative) "
+            f"and 1 (positive), e.g. (y == positive_label).astype(float)"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    ok = (arr == 0.0) | (arr == 1.0)
+    if not ok.all():
+        values = np.unique(arr[~ok])[:5]
+        present = np.unique(arr)
+        hint = "encode the negative class as 0 and the positive class as 1"
+        if present.size <= 2 and set(present.tolist()) <= {-1.0, 1.0}:
+            hint = "labels look like {-1, 1}: use (y > 0).astype(float)"
+        elif present.size <= 2 and set(present.tolist()) <= {1.0, 2.0}:
+            hint = "labels look like {1, 2}: use (y == 2).astype(float)"
+        raise ValueError(f"{name} must contain only 0 and 1, found {values.tolist()}; {hint}")
+    return arr
+
+
+def as_margins(z: object, name: str = "raw_prediction") -> np.ndarray:
+    """Raw margins as a contiguous float32/float64 array; contiguous float input is not copied."""
+    arr = _as_1d(z, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array of raw margins (logits), got dtype {arr.dtype}")
+    if arr.dtype not in _FLOAT_DTYPES:
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr)
+
+
+def as_weights(w: object, n_rows: int, name: str = "sample_weight") -> np.ndarray | None:
+    """Weights as a contiguous float64 array of length ``n_rows``, or None."""
+    if w is None:
+        return None
+    arr = np.asarray(w)
+    if arr.ndim == 1 and arr.shape[0] == 0:
+        return None  # an empty weight array means "unweighted", as in LightGBM
+    arr = _as_1d(arr, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but the labels have {n_rows}; pass one weight per row")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values; weights must be finite and >= 0")
+    if (arr < 0).any():
+        raise ValueError(f"{name} contains negative values (min {arr.min()!r}); weights must be >= 0")
+    return arr
+
+
+def check_same_length(n_labels: int, arr: np.ndarray, name: str) -> None:
+    if arr.shape[0] != n_labels:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but y_true has {n_labels}; they must match row for row")
+
+
+def check_out(out: object, like: np.ndarray, name: str) -> np.ndarray:
+    """A caller-supplied output buffer: writable, contiguous, same length and dtype as ``like``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != like.shape or out.dtype != like.dtype:
+        raise ValueError(f"{name} must have shape {like.shape} and dtype {like.dtype}, got {out.shape} {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{name} must be a writable C-contiguous array")
+    return out
+
+
+def report_non_finite(count: int, name: str = "raw_prediction") -> None:
+    if count:
+        raise ValueError(
+            f"{name} contains {count} NaN or infinite margin(s); the booster diverged or was fed bad "
+            f"input (check the learning rate, base_score/init_score, and the features)"
+        )
