@@ -3,13 +3,40 @@
 ``FocalLoss`` holds the math (Numba kernels, analytic gradients and Hessians
 in logit space); ``gbfocal.xgboost`` and ``gbfocal.lightgbm`` adapt it to the
 two engines. Importing this package compiles nothing and imports neither
-engine.
+engine: the estimators below load their engine on first access.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
+
+if TYPE_CHECKING:
+    from gbfocal.lightgbm import LGBMFocalClassifier
+    from gbfocal.xgboost import XGBFocalClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_HESSIAN", "HESSIAN_POLICIES", "FocalLoss", "PreparedRows", "__version__"]
+_LAZY = {
+    "XGBFocalClassifier": "gbfocal.xgboost",
+    "LGBMFocalClassifier": "gbfocal.lightgbm",
+}
+
+__all__ = [
+    "DEFAULT_HESSIAN",
+    "HESSIAN_POLICIES",
+    "FocalLoss",
+    "LGBMFocalClassifier",
+    "PreparedRows",
+    "XGBFocalClassifier",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gbfocal' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
