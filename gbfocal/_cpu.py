@@ -22,6 +22,7 @@ Three design points, each measured (``benchmarks/bench_kernels.py``):
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +178,7 @@ def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
 
 @_inline
 def loss_row(y, z, alpha, gamma, gamma_int):
-    s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
+    _s, alpha_t, _p, _q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
     return focal_value(alpha_t, qg, nlp)
 
 
@@ -306,6 +307,5 @@ def run_chunked(kernel, n_rows: int, args: tuple, n_threads: int | None) -> list
         return [kernel(*args, 0, n_rows)]
     bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
     pool = _executor(n_chunks)
-    futures = [pool.submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    futures = [pool.submit(kernel, *args, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
     return [f.result() for f in futures]
-

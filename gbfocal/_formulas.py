@@ -29,7 +29,7 @@ and, because t = s·z with s = ±1, ``dFL/dz = s·dFL/dt`` and
 loss, ``α_t (p - y)`` and ``α_t p (1 - p)``.
 
 The only negative term of the second derivative is ``-γ q ℓ``; it dominates
-for badly misclassified rows (γ = 2: t < -2.4), where the focal loss is
+for badly misclassified rows (γ = 2: t < -2.79), where the focal loss is
 concave. The Hessian policies below decide what the booster sees there.
 """
 

@@ -57,7 +57,7 @@ class FocalLoss:
     hessian : {"positive", "exact", "abs", "clip"}, default "positive"
         What the booster receives as the second derivative. The focal loss is
         not convex in ``z`` for γ > 0: its exact second derivative is negative
-        for badly misclassified rows (γ = 2, y = 1: z < -2.4), and a tree
+        for badly misclassified rows (γ = 2, y = 1: z < -2.79), and a tree
         learner needs positive Hessians (leaf value ``-G / (H + λ)``).
 
         - ``"positive"`` (default): the exact expression without its only
@@ -85,7 +85,7 @@ class FocalLoss:
     ``raw_prediction``; arithmetic is float64 throughout.
     """
 
-    __slots__ = ("_alpha", "_gamma", "_hessian", "_policy", "_gamma_int")
+    __slots__ = ("_alpha", "_gamma", "_gamma_int", "_hessian", "_policy")
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, *, hessian: str = DEFAULT_HESSIAN) -> None:
         self._alpha = V.check_alpha(alpha)
