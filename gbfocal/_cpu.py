@@ -164,7 +164,11 @@ def row_terms(y, z, alpha, gamma, gamma_int):
     inv_1pe = (2.0 + e) * d
     inv_2pe = (1.0 + e) * d
     p, q, nlp, nlq = logistic_parts(t, e, log1p_unit(e, inv_2pe), inv_1pe)
-    qg = integer_power(q, gamma_int) if gamma_int >= 0 else exp_neg(gamma * nlq)
+    # both candidates, then a select: this form lets LLVM unswitch the loop on
+    # gamma_int (a conditional call does not, and costs 2x; measured)
+    q_int = integer_power(q, gamma_int)
+    q_exp = exp_neg(gamma * nlq)
+    qg = q_int if gamma_int >= 0 else q_exp
     return s, alpha_t, p, q, nlp, qg
 
 
@@ -187,26 +191,30 @@ def not_finite(x):
     return not (abs(x) < np.inf)
 
 
-# Each kernel below has a weighted and an unweighted loop: a weight load under a
-# branch inside one loop stops LLVM from vectorising it.
+#: Rows per block: weights are applied per block, while the block is in cache.
+#: One vectorised row loop per kernel (instead of a weighted and an unweighted
+#: copy) halves compile time, and the separate weight loop vectorises too.
+BLOCK = 8192
 
 
 @_compile
 def gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy, grad, hess, lo, hi):
-    """grad/hess w.r.t. z for rows [lo, hi); returns the number of non-finite margins."""
+    """grad/hess w.r.t. z for rows [lo, hi); returns the number of non-finite margins.
+
+    ``w`` is the weight array, or an empty array for unit weights.
+    """
     bad = 0
-    if w.shape[0] > 0:
-        for i in range(lo, hi):
-            zi = np.float64(z[i])
-            bad += not_finite(zi)
-            g, h = gradient_hessian_row(y[i], zi, alpha, gamma, gamma_int, policy)
-            grad[i] = w[i] * g
-            hess[i] = w[i] * h
-    else:
-        for i in range(lo, hi):
+    weighted = w.shape[0] > 0
+    for b0 in range(lo, hi, BLOCK):
+        b1 = min(b0 + BLOCK, hi)
+        for i in range(b0, b1):
             zi = np.float64(z[i])
             bad += not_finite(zi)
             grad[i], hess[i] = gradient_hessian_row(y[i], zi, alpha, gamma, gamma_int, policy)
+        if weighted:
+            for i in range(b0, b1):
+                grad[i] *= w[i]
+                hess[i] *= w[i]
     return bad
 
 
@@ -214,16 +222,16 @@ def gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy, grad, hess
 def loss_kernel(y, z, w, alpha, gamma, gamma_int, out, lo, hi):
     """Per-row (weighted) focal loss for rows [lo, hi); returns the non-finite count."""
     bad = 0
-    if w.shape[0] > 0:
-        for i in range(lo, hi):
-            zi = np.float64(z[i])
-            bad += not_finite(zi)
-            out[i] = w[i] * loss_row(y[i], zi, alpha, gamma, gamma_int)
-    else:
-        for i in range(lo, hi):
+    weighted = w.shape[0] > 0
+    for b0 in range(lo, hi, BLOCK):
+        b1 = min(b0 + BLOCK, hi)
+        for i in range(b0, b1):
             zi = np.float64(z[i])
             bad += not_finite(zi)
             out[i] = loss_row(y[i], zi, alpha, gamma, gamma_int)
+        if weighted:
+            for i in range(b0, b1):
+                out[i] *= w[i]
     return bad
 
 
@@ -231,20 +239,23 @@ def loss_kernel(y, z, w, alpha, gamma, gamma_int, out, lo, hi):
 def loss_sum_kernel(y, z, w, alpha, gamma, gamma_int, lo, hi):
     """(Σ w·FL, Σ w, non-finite count) over rows [lo, hi), without a per-row array."""
     bad = 0
+    weighted = w.shape[0] > 0
     total = 0.0
-    if w.shape[0] > 0:
-        wsum = 0.0
-        for i in range(lo, hi):
+    wsum = 0.0 if weighted else float(hi - lo)
+    values = np.empty(BLOCK)
+    for b0 in range(lo, hi, BLOCK):
+        b1 = min(b0 + BLOCK, hi)
+        for i in range(b0, b1):
             zi = np.float64(z[i])
             bad += not_finite(zi)
-            total += w[i] * loss_row(y[i], zi, alpha, gamma, gamma_int)
-            wsum += w[i]
-    else:
-        wsum = float(hi - lo)
-        for i in range(lo, hi):
-            zi = np.float64(z[i])
-            bad += not_finite(zi)
-            total += loss_row(y[i], zi, alpha, gamma, gamma_int)
+            values[i - b0] = loss_row(y[i], zi, alpha, gamma, gamma_int)
+        if weighted:
+            for i in range(b0, b1):
+                total += w[i] * values[i - b0]
+                wsum += w[i]
+        else:
+            for i in range(b1 - b0):
+                total += values[i]
     return total, wsum, bad
 
 

@@ -1,0 +1,133 @@
+"""Kernel throughput and start-up latency of ``FocalLoss.gradient_hessian``.
+
+Prints, measured side by side in one run (median of ``--repeat`` runs each):
+
+* rows/s of gbfocal's ``gradient_hessian`` (Numba kernels, ``--threads``),
+* rows/s of a plain NumPy implementation of the same formulas,
+* rows/s of a NumPy copy of the same bytes (read y and z, write two arrays:
+  the memory-bandwidth limit of any implementation),
+
+for float64 and float32 margins, γ = 2 (integer fast path) and γ = 1.7, and
+the ratios gbfocal/NumPy and copy/gbfocal. Then the start-up latency: a fresh
+interpreter's ``import gbfocal`` plus the first float64 and float32 calls,
+with an empty Numba cache (compiles) and with a warm one (loads from disk).
+
+Targets (issue 2): ≥ 10x NumPy (2 threads, γ = 2, float64), within 4x of the
+copy; ≤ 3 s cold and ≤ 0.3 s warm start-up. Nothing is asserted: machines
+are shared and noisy, so read the ratios.
+
+    python benchmarks/bench_kernels.py            # 10M rows
+    python benchmarks/bench_kernels.py --rows 1000000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from functools import partial
+
+import numpy as np
+
+from gbfocal import FocalLoss
+
+
+def numpy_gradient_hessian(y, z, alpha, gamma):
+    """The same formulas, written as a careful NumPy user would (stable log-sigmoid)."""
+    z = z.astype(np.float64)
+    s = 2.0 * y - 1.0
+    t = s * z
+    alpha_t = np.where(y == 1, alpha, 1.0 - alpha)
+    p = 1.0 / (1.0 + np.exp(-t))
+    q = 1.0 / (1.0 + np.exp(t))
+    nlp = np.logaddexp(0.0, -t)
+    qg = q**gamma
+    grad = -s * alpha_t * qg * (gamma * p * nlp + q)
+    hess = alpha_t * p * qg * (gamma * gamma * p * nlp + (1.0 + 2.0 * gamma) * q)
+    return grad, np.maximum(hess, 1e-16)
+
+
+def _copy(outs, ins):
+    for o, i in zip(outs, ins, strict=True):
+        np.copyto(o, i)
+
+
+def _median_time(fn, repeat):
+    fn()  # warm-up (compilation, page faults)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def throughput(rows: int, repeat: int, threads: int) -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(rows) < 0.05).astype(np.float64)
+    z64 = rng.normal(-3.0, 3.0, rows)
+    print(f"rows={rows:,} threads={threads} repeat={repeat} (median times)")
+    header = f"{'dtype':>7} {'gamma':>5} | {'gbfocal Mrows/s':>15} {'numpy Mrows/s':>13} {'copy Mrows/s':>12} |"
+    print(header + f" {'gbfocal/numpy':>13} {'copy/gbfocal':>12}")
+    for dtype in (np.float64, np.float32):
+        z = z64.astype(dtype)
+        out_a, out_b = np.empty_like(z), np.empty_like(z)
+        copy_a, copy_b = np.empty(rows), np.empty_like(z)
+        for gamma in (2.0, 1.7):
+            loss = FocalLoss(0.25, gamma)
+            kernel = partial(loss.gradient_hessian, y, z, gradient_out=out_a, hessian_out=out_b, n_threads=threads)
+            t_gb = _median_time(kernel, repeat)
+            t_np = _median_time(partial(numpy_gradient_hessian, y, z, 0.25, gamma), max(1, repeat // 2))
+            t_cp = _median_time(partial(_copy, (copy_a, copy_b), (y, z)), repeat)
+            mr = rows / 1e6
+            print(
+                f"{np.dtype(dtype).name:>7} {gamma:>5} | {mr / t_gb:>15.1f} {mr / t_np:>13.1f} {mr / t_cp:>12.1f} |"
+                f" {t_np / t_gb:>12.1f}x {t_gb / t_cp:>11.2f}x"
+            )
+
+
+_STARTUP = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+import gbfocal
+loss = gbfocal.FocalLoss(0.25, 2.0)
+y = np.array([0.0, 1.0])
+loss.gradient_hessian(y, np.array([0.5, -0.5]))
+loss.gradient_hessian(y, np.array([0.5, -0.5], dtype=np.float32))
+print(time.perf_counter() - t0)
+"""
+
+
+def startup() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        run = [sys.executable, "-c", textwrap.dedent(_STARTUP)]
+        cold = float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout)
+        warm = [
+            float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout) for _ in range(3)
+        ]
+    print(
+        f"start-up (import + first float64 and float32 gradient_hessian): cold cache {cold:.2f} s, "
+        f"warm cache {np.median(warm):.3f} s (median of 3)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-startup", action="store_true")
+    args = parser.parse_args()
+    throughput(args.rows, args.repeat, args.threads)
+    if not args.skip_startup:
+        startup()
+
+
+if __name__ == "__main__":
+    main()
