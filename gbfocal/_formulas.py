@@ -3,7 +3,7 @@
 This module is the single home of the math. Every function here is plain
 scalar arithmetic on floats: no NumPy, no ``math``, no branches the compiler
 cannot turn into selects. The CPU kernels (:mod:`gbfocal._cpu`) compile these
-functions with ``numba.njit`` and the CUDA kernels (:mod:`gbfocal._cuda`) with
+functions with ``numba.njit`` and the CUDA kernels (:mod:`gbfocal._cuda_kernels`) with
 ``numba.cuda.jit(device=True)``, so both targets run the same formulas. The
 transcendental pieces (``exp``, ``log1p``) are target-specific and are passed
 in already evaluated.
