@@ -59,6 +59,7 @@ integer_power = _inline(F.integer_power)
 focal_value = _inline(F.focal_value)
 focal_grad_t = _inline(F.focal_grad_t)
 focal_hess_t = _inline(F.focal_hess_t)
+log_focal_pull = _inline(F.log_focal_pull)
 
 
 @intrinsic
@@ -257,6 +258,32 @@ def loss_sum_kernel(y, z, w, alpha, gamma, gamma_int, lo, hi):
             for i in range(b1 - b0):
                 total += values[i]
     return total, wsum, bad
+
+
+@_inline
+def posterior_logit(z, alpha, gamma):
+    """logit η = log G₀(z) - log G₁(z): see :func:`gbfocal._formulas.log_focal_pull`."""
+    e = np.exp(-abs(z))
+    log1p_e = np.log1p(e)
+    return log_focal_pull(-z, e, log1p_e, 1.0 - alpha, gamma) - log_focal_pull(z, e, log1p_e, alpha, gamma)
+
+
+@_compile
+def posterior_kernel(z, alpha, gamma, as_logit, out, lo, hi):
+    """Class posterior η (or its logit) from margins, rows [lo, hi); returns the non-finite count."""
+    bad = 0
+    for i in range(lo, hi):
+        zi = np.float64(z[i])
+        bad += not_finite(zi)
+        lam = posterior_logit(zi, alpha, gamma)
+        if as_logit:
+            out[i] = lam
+        elif lam >= 0.0:
+            out[i] = 1.0 / (1.0 + np.exp(-lam))
+        else:
+            el = np.exp(lam)
+            out[i] = el / (1.0 + el)
+    return bad
 
 
 @_compile(fastmath={"contract", "reassoc"})

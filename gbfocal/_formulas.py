@@ -1,8 +1,8 @@
 """The α-balanced focal loss, its derivatives and its class posterior, per row.
 
 This module is the single home of the math. Every function here is plain
-scalar arithmetic on floats: no NumPy, no ``math``, no branches the compiler
-cannot turn into selects. The CPU kernels (:mod:`gbfocal._cpu`) compile these
+scalar arithmetic on floats: no NumPy, and in the per-round functions no
+``math`` and no branches the compiler cannot turn into selects. The CPU kernels (:mod:`gbfocal._cpu`) compile these
 functions with ``numba.njit`` and the CUDA kernels (:mod:`gbfocal._cuda_kernels`) with
 ``numba.cuda.jit(device=True)``, so both targets run the same formulas. The
 transcendental pieces (``exp``, ``log1p``) are target-specific and are passed
@@ -32,6 +32,8 @@ The only negative term of the second derivative is ``-γ q ℓ``; it dominates
 for badly misclassified rows (γ = 2: t < -2.79), where the focal loss is
 concave. The Hessian policies below decide what the booster sees there.
 """
+
+import math
 
 # Hessian policies (integer codes shared by every kernel).
 HESSIAN_EXACT = 0
@@ -115,3 +117,32 @@ def focal_hess_t_scale(alpha_t, gamma, p, q, qg, nlp):
     bounded relative to this sum, which is what the tests measure against.
     """
     return alpha_t * p * qg * (gamma * gamma * p * nlp + (1.0 + 2.0 * gamma) * q + gamma * q * nlp)
+
+
+def log_focal_pull(t, e, log1p_e, alpha_t, gamma):
+    """``log(-dFL/dt)``, the log of how hard the loss pulls on the true-class margin.
+
+    -dFL/dt = α_t q^γ (γ p ℓ + q) = α_t q^(γ+1) (1 + γ p ℓ / q), so in logs
+    ``log α_t + (γ + 1) log q + log1p(γ p ℓ / q)`` with ``log q = -softplus(t)``.
+    ``ℓ / q`` is evaluated without dividing two underflowing numbers: for
+    t >= 0 it is ``(1 + e) log1p(e) / e`` (→ 1 as e → 0), for t < 0 it is
+    ``(1 + e) ℓ``. Finite for every finite t. Not a hot path: uses ``math``.
+
+    The class posterior behind a focal-trained margin z follows from it: the
+    conditional risk ``η FL(z, 1) + (1 - η) FL(z, 0)`` is stationary at z when
+    ``η G₁ = (1 - η) G₀`` with ``G₁ = -dFL(z, 1)/dz`` (t = z, α) and
+    ``G₀ = dFL(z, 0)/dz`` (t = -z, 1 - α), so
+    ``logit η = log G₀ - log G₁`` (Charoenphakdee et al., CVPR 2021); the
+    kernels compose it as ``posterior_logit``. For γ = 0 it is
+    ``z + log((1 - α) / α)``, the usual prior correction.
+    """
+    pos = t >= 0.0
+    if pos:
+        ratio = (1.0 + e) * (log1p_e / e if e > 0.0 else 1.0)
+        p = 1.0 / (1.0 + e)
+        log_q = -(log1p_e + t)
+    else:
+        ratio = (1.0 + e) * (log1p_e - t)
+        p = e / (1.0 + e)
+        log_q = -log1p_e
+    return math.log(alpha_t) + (gamma + 1.0) * log_q + math.log1p(gamma * p * ratio)

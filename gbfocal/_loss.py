@@ -191,6 +191,39 @@ class FocalLoss:
         w_pos, w_neg = self.class_weight_totals(y, w)
         return self.init_score_from_totals(w_pos, w_neg)
 
+    def posterior(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """Estimate of P(y = 1 | x) from focal-trained margins; float64, shape ``(n,)``.
+
+        σ(margin) is *not* a probability estimate under focal loss: the loss
+        is classification-calibrated but not strictly proper, so its minimiser
+        is pulled towards 1/2 (under-confident) and α shifts it further. The
+        focal-optimal margin z for a row with true posterior η solves
+        ``η·dFL(z, 1)/dz + (1 - η)·dFL(z, 0)/dz = 0``, hence
+
+            η(z) = G₀(z) / (G₀(z) + G₁(z)),  G₁ = -dFL(z, 1)/dz,  G₀ = dFL(z, 0)/dz
+
+        (Charoenphakdee, Vongkulbhisal, Chairatanakul, Sugiyama, "On Focal
+        Loss for Class-Posterior Probability Estimation: A Theoretical
+        Perspective", CVPR 2021). It is computed in log space from the same
+        log-sigmoid terms as the loss, exact at the extremes. γ = 0 gives the
+        prior correction ``σ(z + log((1 - α)/α))``; γ = 0, α = 1/2 gives σ(z).
+        η is strictly increasing in z (checked numerically for α in
+        [0.01, 0.99] and γ in [0, 10]), so it preserves rankings.
+        """
+        return self._posterior(raw_prediction, False, n_threads)
+
+    def posterior_margin(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """``logit`` of :meth:`posterior`, without rounding through a probability."""
+        return self._posterior(raw_prediction, True, n_threads)
+
+    def _posterior(self, raw_prediction, as_logit: bool, n_threads):
+        z = V.as_margins(raw_prediction)
+        out = np.empty(z.shape[0], dtype=np.float64)
+        cpu = _kernels()
+        args = (z, self._alpha, self._gamma, as_logit, out)
+        V.report_non_finite(sum(cpu.run_chunked(cpu.posterior_kernel, z.shape[0], args, n_threads)))
+        return out
+
     @staticmethod
     def class_weight_totals(y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
         """``(Σ w over y = 1, Σ w over y = 0)``; sums of partitions add up (Dask)."""
