@@ -1,0 +1,670 @@
+"""XGBoost adapter: the focal loss as a custom objective, a metric and a classifier.
+
+Native API::
+
+    import xgboost as xgb
+    import gbfocal.xgboost as gfx
+    from gbfocal import FocalLoss
+
+    loss = FocalLoss(alpha=0.25, gamma=2.0)
+    booster = gfx.train(loss, {"tree_method": "hist"}, dtrain, 200, evals=[(dvalid, "valid")])
+    # or, by hand, with xgboost.train:
+    booster = xgb.train(gfx.params(loss, dtrain, tree_method="hist"), dtrain, 200,
+                        obj=gfx.objective(loss), custom_metric=gfx.metric(loss),
+                        evals=[(dvalid, "valid")])
+
+scikit-learn API: :class:`XGBFocalClassifier`.
+
+How XGBoost treats a callable objective (checked in its source, 2.1 to 3.2):
+
+* It hands the objective the raw margins of the training rows as a float32
+  NumPy array of shape ``(n,)``, also with ``device="cuda"``, and accepts
+  NumPy or CuPy gradients and Hessians back.
+* It estimates no starting score. Boosting starts from ``base_score`` pushed
+  through the link of the *configured* objective: with
+  ``objective="binary:logistic"`` that is ``logit(base_score)``, and
+  ``predict`` returns probabilities. So :func:`params` and :func:`train` set
+  ``objective="binary:logistic"`` and ``base_score = σ(loss.init_score(y))``:
+  the first tree is fitted at the focal-optimal constant margin, and the
+  saved model predicts correctly without gbfocal.
+* It ignores ``scale_pos_weight`` (that weighting lives in the built-in
+  objective); the focal loss has ``alpha`` for it, so setting both is refused.
+
+Labels and weights are read from each DMatrix once, on first use, and kept
+(with the gradient/Hessian buffers) for as long as that DMatrix lives; build a
+new objective or metric if you change a DMatrix's labels or weights in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import numbers
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+from scipy.special import expit
+from xgboost.sklearn import XGBModel
+
+from gbfocal import _validation as V
+from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
+
+__all__ = [
+    "DEVICES",
+    "FocalMetric",
+    "FocalObjective",
+    "XGBFocalClassifier",
+    "base_score",
+    "metric",
+    "objective",
+    "params",
+    "train",
+]
+
+#: Where :class:`FocalObjective` computes gradients: ``"cpu"`` on the host,
+#: returning NumPy (XGBoost copies them to the GPU if it trains there);
+#: ``"cuda"`` on the GPU with :mod:`gbfocal._cuda`, returning CuPy.
+DEVICES = ("cpu", "cuda")
+
+_OBJECTIVE = "binary:logistic"
+
+
+# --------------------------------------------------------------------------- rows per DMatrix
+
+
+def _rows_of_dmatrix(dmatrix: xgb.DMatrix) -> PreparedRows:
+    labels = dmatrix.get_label()
+    if labels.size == 0:
+        raise ValueError("the DMatrix has no labels; build it with xgboost.DMatrix(X, label=y) with y in {0, 1}")
+    if labels.size != dmatrix.num_row():
+        raise ValueError(
+            f"the DMatrix has {labels.size} labels for {dmatrix.num_row()} rows; the focal loss is binary and "
+            "needs exactly one 0/1 label per row"
+        )
+    return PreparedRows(labels, dmatrix.get_weight())
+
+
+class _PerDMatrix:
+    """One value per live DMatrix, made on first use and dropped with the DMatrix."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self, dmatrix: xgb.DMatrix, make: Callable[[xgb.DMatrix], Any]) -> Any:
+        value = self._values.get(dmatrix)
+        if value is None:
+            value = self._values[dmatrix] = make(dmatrix)
+        return value
+
+
+def _check_n_threads(n_threads: object) -> int | None:
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer or None (every core), got {n_threads!r}")
+    return int(n_threads)
+
+
+def _one_margin_per_row(predt: np.ndarray) -> np.ndarray:
+    if getattr(predt, "ndim", 1) == 2 and predt.shape[1] == 1:
+        predt = predt[:, 0]
+    if getattr(predt, "ndim", 1) != 1:
+        raise ValueError(
+            f"expected one raw margin per row, got predictions of shape {predt.shape}; the focal loss is binary "
+            "(multiclass and multi-target models are not supported)"
+        )
+    return predt
+
+
+# --------------------------------------------------------------------------- native API
+
+
+class FocalObjective:
+    """XGBoost custom objective for a :class:`~gbfocal.FocalLoss`.
+
+    Call signature ``(predt, dtrain) -> (grad, hess)``, as ``xgboost.train(obj=...)``
+    expects. ``predt`` holds the **raw margins** (not probabilities) of the
+    ``n`` training rows, shape ``(n,)`` or ``(n, 1)``, float32 as XGBoost
+    passes them (float64 is accepted). ``grad`` and ``hess`` are derivatives
+    with respect to those margins, shape ``(n,)``, same dtype as ``predt``,
+    sample weights of ``dtrain`` applied: NumPy arrays with ``device="cpu"``,
+    CuPy arrays computed on the current GPU with ``device="cuda"``. Either way
+    they are buffers kept for that DMatrix and overwritten by the next call
+    (XGBoost copies them at once).
+
+    Labels and weights are read from ``dtrain`` and validated on the first
+    call only. Picklable (the per-DMatrix state is not pickled).
+    """
+
+    def __init__(self, loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> None:
+        if not isinstance(loss, FocalLoss):
+            raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        self.loss = loss
+        self.device = device
+        self.n_threads = _check_n_threads(n_threads)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._rows = _PerDMatrix()
+        self._device_rows = _PerDMatrix()
+
+    def __getstate__(self) -> dict:
+        return {"loss": self.loss, "device": self.device, "n_threads": self.n_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.loss, self.device, self.n_threads = state["loss"], state["device"], state["n_threads"]
+        self._init_state()
+
+    def __repr__(self) -> str:
+        return f"FocalObjective({self.loss!r}, device={self.device!r}, n_threads={self.n_threads!r})"
+
+    def prepared(self, dmatrix: xgb.DMatrix) -> PreparedRows:
+        """The validated labels and weights of ``dmatrix`` (read once, then cached)."""
+        return self._rows.get(dmatrix, _rows_of_dmatrix)
+
+    def __call__(self, predt: np.ndarray, dtrain: xgb.DMatrix) -> tuple[Any, Any]:
+        if self.device == "cuda":
+            rows = self._device_rows.get(dtrain, self._rows_on_device)
+        else:
+            rows = self.prepared(dtrain)
+        return rows.gradient_hessian(self.loss, _one_margin_per_row(predt), self.n_threads)
+
+    def _rows_on_device(self, dmatrix: xgb.DMatrix) -> Any:
+        from gbfocal import _cuda  # CUDA stays unimported until a GPU objective runs
+
+        return _cuda.DeviceRows(self.prepared(dmatrix))
+
+
+class FocalMetric:
+    """XGBoost custom metric: the weighted mean focal loss ``Σ w FL / Σ w``.
+
+    Call signature ``(predt, dmatrix) -> (name, value)``, as
+    ``xgboost.train(custom_metric=...)`` expects. ``predt`` must hold **raw
+    margins**, shape ``(n,)`` or ``(n, 1)``: XGBoost passes margins to the
+    metric when training with a custom objective (as with
+    :class:`FocalObjective`); with a built-in objective it passes
+    probabilities, and this metric would be wrong. Smaller is better, so
+    early stopping minimises it. Labels and weights are read from each
+    DMatrix once. Picklable.
+    """
+
+    def __init__(self, loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> None:
+        if not isinstance(loss, FocalLoss):
+            raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.loss = loss
+        self.name = name
+        self.n_threads = _check_n_threads(n_threads)
+        self._rows = _PerDMatrix()
+
+    def __getstate__(self) -> dict:
+        return {"loss": self.loss, "name": self.name, "n_threads": self.n_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.loss, self.name, self.n_threads = state["loss"], state["name"], state["n_threads"]
+        self._rows = _PerDMatrix()
+
+    def __repr__(self) -> str:
+        return f"FocalMetric({self.loss!r}, name={self.name!r}, n_threads={self.n_threads!r})"
+
+    def __call__(self, predt: np.ndarray, dmatrix: xgb.DMatrix) -> tuple[str, float]:
+        rows = self._rows.get(dmatrix, _rows_of_dmatrix)
+        return self.name, rows.mean_loss(self.loss, _one_margin_per_row(predt), self.n_threads)
+
+
+def objective(loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> FocalObjective:
+    """The picklable XGBoost objective ``(predt, dtrain) -> (grad, hess)`` of ``loss``.
+
+    ``predt`` are raw margins, shape ``(n,)``; ``grad``/``hess`` have shape
+    ``(n,)`` and ``predt``'s dtype (float32 from XGBoost). ``device="cpu"``
+    (default) computes on the host with ``n_threads`` threads (default: every
+    core this process may use) and returns NumPy; ``device="cuda"`` computes
+    on the GPU and returns CuPy (needs the ``gpu`` extra). See
+    :class:`FocalObjective`.
+    """
+    return FocalObjective(loss, device=device, n_threads=n_threads)
+
+
+def metric(loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> FocalMetric:
+    """The picklable XGBoost metric ``(predt, dmatrix) -> (name, weighted mean focal loss)``.
+
+    ``predt`` are raw margins, shape ``(n,)``. See :class:`FocalMetric`.
+    """
+    return FocalMetric(loss, name=name, n_threads=n_threads)
+
+
+def _prepared(data: object, sample_weight: object) -> PreparedRows:
+    if isinstance(data, xgb.DMatrix):
+        if sample_weight is not None:
+            raise TypeError("a DMatrix carries its own weights: pass sample_weight=None (set DMatrix(weight=...))")
+        return _rows_of_dmatrix(data)
+    return PreparedRows(data, sample_weight)
+
+
+def base_score(loss: FocalLoss, data: xgb.DMatrix | np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """XGBoost's ``base_score`` (a probability) that starts boosting at ``loss.init_score``.
+
+    ``data`` is a labelled DMatrix (its labels and weights are used) or the
+    0/1 labels, shape ``(n,)``, with optional ``sample_weight`` of shape
+    ``(n,)``. Returns ``σ(init_score)``; XGBoost with
+    ``objective="binary:logistic"`` turns it back into the margin
+    ``logit(base_score)`` (in float32).
+    """
+    return float(expit(_prepared(data, sample_weight).init_score(loss)))
+
+
+def _focal_params(params: Mapping[str, Any], start: float | None) -> dict[str, Any]:
+    """``params`` with the logistic link and, unless given, the focal starting score."""
+    out = dict(params)
+    given = out.get("objective")
+    if given is not None and given != _OBJECTIVE:
+        raise ValueError(
+            f"objective={given!r} conflicts with the focal loss: gbfocal supplies the gradients and needs "
+            f"objective={_OBJECTIVE!r} for the link (predict returns probabilities, base_score is a probability); "
+            "leave objective unset"
+        )
+    spw = out.get("scale_pos_weight")
+    if spw is not None and float(spw) != 1.0:
+        raise ValueError(
+            f"scale_pos_weight={spw!r} has no effect with a custom objective (XGBoost applies it inside its "
+            "built-in objective only); weigh the classes with the focal loss's alpha or with sample weights"
+        )
+    out["objective"] = _OBJECTIVE
+    if start is not None and out.get("base_score") is None:
+        out["base_score"] = start
+    return out
+
+
+def params(
+    loss: FocalLoss,
+    data: xgb.DMatrix | np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    **xgb_params: Any,
+) -> dict[str, Any]:
+    """XGBoost parameters for training ``loss`` with :func:`objective`.
+
+    Returns ``xgb_params`` plus ``objective="binary:logistic"`` (so
+    ``predict`` returns probabilities and the saved model needs no gbfocal)
+    and ``base_score=`` :func:`base_score` ``(loss, data, sample_weight)``, so
+    the first tree starts at the focal-optimal constant margin. ``data`` is
+    the labelled training DMatrix, or the training labels of shape ``(n,)``.
+    A ``base_score`` in ``xgb_params`` is kept (it is a probability). Every
+    other parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
+    included, passes through untouched.
+    """
+    return _focal_params(xgb_params, base_score(loss, data, sample_weight))
+
+
+def _n_threads_of(params: Mapping[str, Any]) -> int | None:
+    for key in ("nthread", "n_jobs"):
+        value = params.get(key)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+            return int(value)
+    return None
+
+
+def train(
+    loss: FocalLoss,
+    params: Mapping[str, Any],
+    dtrain: xgb.DMatrix,
+    num_boost_round: int = 10,
+    *,
+    evals: Sequence[tuple[xgb.DMatrix, str]] | None = None,
+    objective_device: str = "cpu",
+    **train_kwargs: Any,
+) -> xgb.Booster:
+    """``xgboost.train`` with the focal objective, metric and starting score set.
+
+    Trains on ``dtrain`` (labels in {0, 1}, optional weights) with
+    :func:`objective` and, unless ``custom_metric`` is given, :func:`metric`
+    reported for every set in ``evals`` (early stopping minimises it;
+    XGBoost's default metric is then switched off unless ``params`` name an
+    ``eval_metric``). ``params`` go through :func:`params`: the logistic link
+    and ``base_score`` from ``loss.init_score`` are added; when continuing
+    from ``xgb_model`` the loaded model's starting score is kept. The
+    objective and metric use ``nthread`` (or ``n_jobs``) threads when set.
+    ``objective_device`` is :func:`objective`'s ``device``. Other keyword
+    arguments go to ``xgboost.train``. Returns the Booster; its ``predict``
+    returns probabilities, ``predict(output_margin=True)`` raw margins.
+    """
+    if "obj" in train_kwargs:
+        raise TypeError("gbfocal.xgboost.train supplies obj itself; call xgboost.train to use another objective")
+    n_threads = _n_threads_of(params)
+    obj = objective(loss, device=objective_device, n_threads=n_threads)
+    continuing = train_kwargs.get("xgb_model") is not None
+    start = None if continuing else float(expit(obj.prepared(dtrain).init_score(loss)))
+    full = _focal_params(params, start)
+    if train_kwargs.get("custom_metric") is None:
+        train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
+        if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
+            full["disable_default_eval_metric"] = True
+    return xgb.train(full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
+
+
+# --------------------------------------------------------------------------- scikit-learn API
+
+
+class _FitObjective:
+    """The focal objective in the scikit-learn wrapper's signature.
+
+    ``XGBClassifier.fit`` only takes a callable objective of the form
+    ``(y_true, y_pred[, sample_weight]) -> (grad, hess)`` and re-reads the
+    labels for it every round. The labels and weights it passes are the very
+    ones :meth:`XGBFocalClassifier.fit` prepared once, so those are used and
+    the per-round copies are ignored.
+    """
+
+    def __init__(self, loss: FocalLoss, rows: PreparedRows, n_threads: int | None) -> None:
+        self.loss, self.rows, self.n_threads = loss, rows, n_threads
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None):
+        if np.shape(y_true)[0] != self.rows.n_rows:  # pragma: no cover - XGBoost trains on the rows given to fit
+            raise RuntimeError("XGBoost passed a training set other than the one given to fit")
+        return self.rows.gradient_hessian(self.loss, _one_margin_per_row(y_pred), self.n_threads)
+
+
+class _FitMetric:
+    """The focal metric in the wrapper's signature ``(y_true, y_score[, sample_weight]) -> value``."""
+
+    def __init__(self, loss: FocalLoss, n_threads: int | None) -> None:
+        self.loss, self.n_threads = loss, n_threads
+        self.__name__ = "focal"  # the wrapper names the metric after its function
+
+    def __call__(self, y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+        return self.loss.mean_loss(y_true, _one_margin_per_row(y_score), sample_weight, self.n_threads)
+
+
+@contextlib.contextmanager
+def _swapped(obj: object, **attrs: Any) -> Iterator[None]:
+    saved = {name: getattr(obj, name) for name in attrs}
+    try:
+        for name, value in attrs.items():
+            setattr(obj, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(obj, name, value)
+
+
+_FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian")
+_MODEL_ATTR = "gbfocal"  # booster attribute that carries classes_ and the focal parameters in saved models
+
+
+class XGBFocalClassifier(xgb.XGBClassifier):
+    """XGBoost classifier trained with the α-balanced focal loss (binary).
+
+    A :class:`xgboost.XGBClassifier` whose training objective is
+    :class:`~gbfocal.FocalLoss` ``(focal_alpha, focal_gamma,
+    hessian=focal_hessian)``. The focal parameters carry a ``focal_`` prefix
+    because XGBoost already owns ``gamma`` (min split loss) and ``alpha``
+    (L1 regularisation); those, and every other XGBoost parameter, keep their
+    XGBoost meaning and pass through untouched.
+
+    * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``y`` holds any
+      two class labels (numbers, strings, booleans); ``classes_`` is their
+      sorted array and ``classes_[1]`` is the positive class (weight
+      ``focal_alpha``). Boosting starts at the focal-optimal constant margin
+      (``base_score`` ``= σ(init_score)``) unless ``base_score`` is given or
+      ``xgb_model`` continues a model. With ``eval_metric=None`` every
+      ``eval_set`` reports the weighted mean focal loss as ``"focal"``, and
+      ``early_stopping_rounds`` stops on it; set ``eval_metric`` to use
+      XGBoost's metrics instead. More than two classes raise ``ValueError``.
+    * ``decision_function(X)``: raw margins, shape ``(n,)``.
+    * ``predict_proba(X)``: shape ``(n, 2)``, columns ordered as ``classes_``,
+      rows summing to 1; ``predict(X)`` the more probable of ``classes_``.
+    * ``save_model``/``load_model`` keep ``classes_`` and the focal
+      parameters; the saved file is an ordinary ``binary:logistic`` XGBoost
+      model whose ``predict`` returns the positive-class probability.
+
+    ``objective`` must stay ``"binary:logistic"`` (the link; the loss is
+    the focal one) and ``scale_pos_weight`` unset (XGBoost ignores it with a
+    custom objective; use ``focal_alpha`` or ``sample_weight``).
+
+    scikit-learn's estimator checks all pass (``tests/test_xgboost.py`` runs
+    them); none is excluded.
+    """
+
+    def __init__(
+        self,
+        *,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        focal_hessian: str = DEFAULT_HESSIAN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.focal_hessian = focal_hessian
+
+    # ------------------------------------------------------------------ parameters
+    def focal_loss(self) -> FocalLoss:
+        """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
+        alpha = V.check_alpha(self.focal_alpha, "focal_alpha")
+        gamma = V.check_gamma(self.focal_gamma, "focal_gamma")
+        if not isinstance(self.focal_hessian, str) or self.focal_hessian not in HESSIAN_POLICIES:
+            raise ValueError(f"focal_hessian must be one of {sorted(HESSIAN_POLICIES)}, got {self.focal_hessian!r}")
+        return FocalLoss(alpha, gamma, hessian=self.focal_hessian)
+
+    def get_xgb_params(self) -> dict[str, Any]:
+        """XGBoost's parameters for the booster: everything but the ``focal_*`` ones."""
+        params = super().get_xgb_params()
+        for name in _FOCAL_PARAMS:
+            params.pop(name, None)
+        if isinstance(self.eval_metric, _FitMetric):  # inside fit: report the focal loss alone
+            params["disable_default_eval_metric"] = True
+        return params
+
+    def _n_threads(self) -> int | None:
+        n_jobs = self.n_jobs
+        if isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs > 0:
+            return int(n_jobs)
+        return None
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def classes_(self) -> np.ndarray:
+        """The two class labels seen in ``fit``, sorted; ``classes_[1]`` is the positive class."""
+        classes = getattr(self, "_gbfocal_classes", None)
+        if classes is None:  # inside XGBClassifier.fit, which expects 0..n_classes-1
+            return np.arange(self.n_classes_)
+        return classes
+
+    @staticmethod
+    def _labels_1d(y: object, name: str) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"{name} must be 1-D with one class label per row, got shape {y.shape}")
+        return y
+
+    def _encode(self, y: object, classes: np.ndarray, name: str) -> np.ndarray:
+        y = self._labels_1d(y, name)
+        codes = np.searchsorted(classes, y)
+        codes[codes == classes.shape[0]] = 0
+        unseen = classes[codes] != y
+        if unseen.any():
+            raise ValueError(
+                f"{name} contains labels {np.unique(y[unseen])[:5].tolist()} not among the training classes "
+                f"{classes.tolist()}"
+            )
+        return codes.astype(np.float64)
+
+    def _fit_classes(self, y: object) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
+        y = self._labels_1d(y, "y")
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y")
+        classes = np.unique(y)
+        shown = classes[:5].tolist()
+        if classes.shape[0] < 2:
+            raise ValueError(f"y has 1 class ({shown}); XGBFocalClassifier needs exactly two classes")
+        if kind != "binary" or classes.shape[0] != 2:
+            raise ValueError(
+                f"Only binary classification is supported. XGBFocalClassifier needs exactly two classes in y, "
+                f"got {classes.shape[0]} ({kind} target, first {shown}); multiclass focal loss is not available yet"
+            )
+        return classes, self._encode(y, classes, "y")
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        eval_set: Sequence[tuple[Any, Any]] | None = None,
+        sample_weight_eval_set: Sequence[Any] | None = None,
+        xgb_model: Any = None,
+        **kwargs: Any,
+    ) -> XGBFocalClassifier:
+        """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (shape ``(n,)``).
+
+        ``sample_weight`` (shape ``(n,)``) weighs rows; ``eval_set`` is a list
+        of ``(X_eval, y_eval)`` with labels among those of ``y``; other keyword
+        arguments (``verbose``, ``base_margin``, ``base_margin_eval_set``,
+        ``feature_weights``) go to :meth:`xgboost.XGBClassifier.fit`.
+        """
+        loss = self.focal_loss()
+        # Validated up front so a bad value names the parameter, not XGBoost's internals.
+        _focal_params({"objective": self.objective, "scale_pos_weight": self.scale_pos_weight}, None)
+        classes, y01 = self._fit_classes(y)
+        if eval_set is not None:
+            eval_set = [(X_eval, self._encode(y_eval, classes, "eval_set labels")) for X_eval, y_eval in eval_set]
+        n_threads = self._n_threads()
+        rows = PreparedRows(y01, sample_weight)
+        if rows.w.shape[0] and not rows.w.any():
+            raise ValueError("sample_weight is zero for every row: there is nothing to fit")
+        start = self.base_score
+        if start is None and xgb_model is None:
+            start = float(expit(rows.init_score(loss)))
+        eval_metric = _FitMetric(loss, n_threads) if self.eval_metric is None else self.eval_metric
+        self._gbfocal_classes = None
+        # XGBClassifier.fit takes its objective, metric and base_score from these attributes only;
+        # they are set for the call and restored afterwards, so get_params() never changes.
+        with _swapped(
+            self,
+            objective=_FitObjective(loss, rows, n_threads),
+            eval_metric=eval_metric,
+            base_score=start,
+        ):
+            super().fit(
+                X,
+                y01,
+                sample_weight=sample_weight,
+                eval_set=eval_set,
+                sample_weight_eval_set=sample_weight_eval_set,
+                xgb_model=xgb_model,
+                **kwargs,
+            )
+        self._gbfocal_classes = classes
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def decision_function(
+        self, X: Any, *, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
+    ) -> np.ndarray:
+        """Raw margins (log-odds scale of the booster), shape ``(n,)``, float32."""
+        return XGBModel.predict(
+            self,
+            X,
+            output_margin=True,
+            validate_features=validate_features,
+            base_margin=base_margin,
+            iteration_range=iteration_range,
+        )
+
+    def _positive_posterior(self, margin: np.ndarray) -> np.ndarray:
+        """P(y = classes_[1] | x) from the raw margins, shape ``(n,)``, float64.
+
+        σ(margin) for now: the one place where a posterior transform for the
+        focal loss plugs in, so predict_proba and predict follow it together.
+        """
+        return expit(np.asarray(margin, dtype=np.float64))
+
+    def predict_proba(
+        self, X: Any, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
+    ) -> np.ndarray:
+        """Class probabilities, shape ``(n, 2)``, float64, columns in the order of ``classes_``."""
+        margin = self.decision_function(
+            X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
+        )
+        p = self._positive_posterior(margin)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(
+        self,
+        X: Any,
+        *,
+        output_margin: bool = False,
+        validate_features: bool = True,
+        base_margin: Any = None,
+        iteration_range: Any = None,
+    ) -> np.ndarray:
+        """Predicted class labels (from ``classes_``), shape ``(n,)``; raw margins if ``output_margin``."""
+        kwargs = {"validate_features": validate_features, "base_margin": base_margin}
+        if output_margin:
+            return self.decision_function(X, iteration_range=iteration_range, **kwargs)
+        proba = self.predict_proba(X, iteration_range=iteration_range, **kwargs)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ------------------------------------------------------------------ persistence
+    def save_model(self, fname: Any) -> None:
+        """Save as an XGBoost model; ``classes_`` and the focal parameters ride along as a booster attribute."""
+        classes = self.classes_
+        loss = self.focal_loss()
+        meta = {
+            "classes": classes.tolist(),
+            "classes_dtype": classes.dtype.str,
+            "focal": {"focal_alpha": loss.alpha, "focal_gamma": loss.gamma, "focal_hessian": loss.hessian},
+            "base_score": None if self.base_score is None else float(self.base_score),
+        }
+        booster = self.get_booster()
+        booster.set_attr(**{_MODEL_ATTR: json.dumps(meta)})
+        try:
+            super().save_model(fname)
+        finally:
+            booster.set_attr(**{_MODEL_ATTR: None})
+
+    def load_model(self, fname: Any) -> None:
+        """Load a model saved by :meth:`save_model` (or a binary ``XGBClassifier`` model)."""
+        super().load_model(fname)
+        booster = self.get_booster()
+        meta_str = booster.attr(_MODEL_ATTR)
+        booster.set_attr(**{_MODEL_ATTR: None})
+        if self.n_classes_ != 2:
+            raise ValueError(f"the model has {self.n_classes_} classes; XGBFocalClassifier is binary")
+        if meta_str is None:  # a plain XGBClassifier model: classes 0 and 1
+            self._gbfocal_classes = np.arange(2)
+            return
+        meta = json.loads(meta_str)
+        self._gbfocal_classes = np.array(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
+        for name, value in meta["focal"].items():
+            setattr(self, name, value)
+        # XGBModel.load_model copied the fitted base_score into the hyper-parameter; a refit must
+        # compute its own starting score again, as the saved estimator would have.
+        self.base_score = meta["base_score"]
+
+    # ------------------------------------------------------------------ tags
+    def _more_tags(self) -> dict[str, bool]:
+        tags = super()._more_tags()
+        tags["multilabel"] = False
+        tags["binary_only"] = True
+        return tags
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_class = False
+        return tags
