@@ -61,6 +61,7 @@ __all__ = [
     "metric",
     "objective",
     "params",
+    "predict_posterior",
     "train",
 ]
 
@@ -395,8 +396,32 @@ def _swapped(obj: object, **attrs: Any) -> Iterator[None]:
             setattr(obj, name, value)
 
 
-_FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian")
+_FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 _MODEL_ATTR = "gbfocal"  # booster attribute that carries classes_ and the focal parameters in saved models
+
+
+def predict_posterior(loss: FocalLoss, booster: xgb.Booster, data: xgb.DMatrix, **predict_kwargs: Any) -> np.ndarray:
+    """P(y = 1 | x) of a focal-trained booster: :meth:`FocalLoss.posterior` of its raw margins.
+
+    ``booster.predict`` returns σ(margin), which under focal loss is
+    under-confident; this returns the recovered class posterior, float64,
+    shape ``(n,)``. ``predict_kwargs`` go to ``Booster.predict`` (e.g.
+    ``iteration_range``).
+    """
+    margin = booster.predict(data, output_margin=True, **predict_kwargs)
+    return loss.posterior(np.ravel(margin))
+
+
+PROBA_MODES = ("posterior", "sigmoid")
+
+
+def _positive_proba(loss: FocalLoss, mode: object, margin: np.ndarray) -> np.ndarray:
+    """Positive-class probability from raw margins under ``focal_proba`` = ``mode``."""
+    if mode == "posterior":
+        return loss.posterior(np.ravel(margin))
+    if mode == "sigmoid":
+        return expit(np.asarray(np.ravel(margin), dtype=np.float64))
+    raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}")
 
 
 class XGBFocalClassifier(xgb.XGBClassifier):
@@ -421,6 +446,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     * ``decision_function(X)``: raw margins, shape ``(n,)``.
     * ``predict_proba(X)``: shape ``(n, 2)``, columns ordered as ``classes_``,
       rows summing to 1; ``predict(X)`` the more probable of ``classes_``.
+      ``focal_proba="posterior"`` (default) returns the class posterior
+      recovered from the focal margin (:meth:`gbfocal.FocalLoss.posterior`);
+      ``"sigmoid"`` returns σ(margin) (under-confident for γ > 0).
     * ``save_model``/``load_model`` keep ``classes_`` and the focal
       parameters; the saved file is an ordinary ``binary:logistic`` XGBoost
       model whose ``predict`` returns the positive-class probability.
@@ -439,12 +467,14 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         focal_hessian: str = DEFAULT_HESSIAN,
+        focal_proba: str = "posterior",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.focal_hessian = focal_hessian
+        self.focal_proba = focal_proba
 
     # ------------------------------------------------------------------ parameters
     def focal_loss(self) -> FocalLoss:
@@ -588,10 +618,13 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     def _positive_posterior(self, margin: np.ndarray) -> np.ndarray:
         """P(y = classes_[1] | x) from the raw margins, shape ``(n,)``, float64.
 
-        σ(margin) for now: the one place where a posterior transform for the
-        focal loss plugs in, so predict_proba and predict follow it together.
+        ``focal_proba="posterior"`` (default): :meth:`FocalLoss.posterior`, the
+        class posterior that the focal-trained margin estimates (σ(margin)
+        is pulled towards 1/2 by the focal loss and shifted by α);
+        ``"sigmoid"``: σ(margin), what the booster's own ``predict`` returns.
+        ``predict`` thresholds the same probability at 1/2.
         """
-        return expit(np.asarray(margin, dtype=np.float64))
+        return _positive_proba(self.focal_loss(), self.focal_proba, margin)
 
     def predict_proba(
         self, X: Any, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
@@ -627,7 +660,12 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         meta = {
             "classes": classes.tolist(),
             "classes_dtype": classes.dtype.str,
-            "focal": {"focal_alpha": loss.alpha, "focal_gamma": loss.gamma, "focal_hessian": loss.hessian},
+            "focal": {
+                "focal_alpha": loss.alpha,
+                "focal_gamma": loss.gamma,
+                "focal_hessian": loss.hessian,
+                "focal_proba": self.focal_proba,
+            },
             "base_score": None if self.base_score is None else float(self.base_score),
         }
         booster = self.get_booster()
