@@ -443,7 +443,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       ``eval_set`` reports the weighted mean focal loss as ``"focal"``, and
       ``early_stopping_rounds`` stops on it; set ``eval_metric`` to use
       XGBoost's metrics instead. More than two classes raise ``ValueError``.
-    * ``decision_function(X)``: raw margins, shape ``(n,)``.
+    * ``decision_function(X)``: log-odds of ``predict_proba``, shape ``(n,)``
+      (> 0 exactly where ``predict`` picks ``classes_[1]``); raw margins are
+      ``predict(X, output_margin=True)``.
     * ``predict_proba(X)``: shape ``(n, 2)``, columns ordered as ``classes_``,
       rows summing to 1; ``predict(X)`` the more probable of ``classes_``.
       ``focal_proba="posterior"`` (default) returns the class posterior
@@ -602,18 +604,27 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         return self
 
     # ------------------------------------------------------------------ predict
+    def _raw_margin(self, X: Any, **predict_kwargs: Any) -> np.ndarray:
+        """The booster's raw margins, shape ``(n,)``, float32."""
+        return XGBModel.predict(self, X, output_margin=True, **predict_kwargs)
+
     def decision_function(
         self, X: Any, *, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
     ) -> np.ndarray:
-        """Raw margins (log-odds scale of the booster), shape ``(n,)``, float32."""
-        return XGBModel.predict(
-            self,
-            X,
-            output_margin=True,
-            validate_features=validate_features,
-            base_margin=base_margin,
-            iteration_range=iteration_range,
+        """Log-odds of ``predict_proba(X)[:, 1]``, shape ``(n,)``: > 0 exactly where ``predict`` gives ``classes_[1]``.
+
+        With ``focal_proba="sigmoid"`` these are the booster's raw margins;
+        with ``"posterior"`` (default), :meth:`FocalLoss.posterior_margin` of
+        them. The raw margins themselves: ``predict(X, output_margin=True)``.
+        """
+        margin = self._raw_margin(
+            X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
         )
+        if self.focal_proba == "sigmoid":
+            return margin
+        if self.focal_proba == "posterior":
+            return self.focal_loss().posterior_margin(np.ravel(margin))
+        raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {self.focal_proba!r}")
 
     def _positive_posterior(self, margin: np.ndarray) -> np.ndarray:
         """P(y = classes_[1] | x) from the raw margins, shape ``(n,)``, float64.
@@ -630,7 +641,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         self, X: Any, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
     ) -> np.ndarray:
         """Class probabilities, shape ``(n, 2)``, float64, columns in the order of ``classes_``."""
-        margin = self.decision_function(
+        margin = self._raw_margin(
             X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
         )
         p = self._positive_posterior(margin)
@@ -648,7 +659,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         """Predicted class labels (from ``classes_``), shape ``(n,)``; raw margins if ``output_margin``."""
         kwargs = {"validate_features": validate_features, "base_margin": base_margin}
         if output_margin:
-            return self.decision_function(X, iteration_range=iteration_range, **kwargs)
+            return self._raw_margin(X, iteration_range=iteration_range, **kwargs)
         proba = self.predict_proba(X, iteration_range=iteration_range, **kwargs)
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -683,8 +694,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         booster.set_attr(**{_MODEL_ATTR: None})
         if self.n_classes_ != 2:
             raise ValueError(f"the model has {self.n_classes_} classes; XGBFocalClassifier is binary")
-        if meta_str is None:  # a plain XGBClassifier model: classes 0 and 1
+        if meta_str is None:  # a plain XGBClassifier model: classes 0 and 1, logloss margins
             self._gbfocal_classes = np.arange(2)
+            self.focal_proba = "sigmoid"
             return
         meta = json.loads(meta_str)
         self._gbfocal_classes = np.array(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))

@@ -17,13 +17,26 @@ from gbfocal import FocalLoss
 from gbfocal.datasets import make_synthetic
 
 xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
 sklearn = pytest.importorskip("sklearn")
 
 from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 
+from gbfocal.lightgbm import LGBMFocalClassifier  # noqa: E402
 from gbfocal.xgboost import XGBFocalClassifier  # noqa: E402
 
 PARAMS = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "n_jobs": 2, "random_state": 0}
+LGB_EXTRA = {"num_leaves": 8, "verbosity": -1}
+ENGINES = {
+    "xgboost": (XGBFocalClassifier, lambda: xgb.XGBClassifier(objective="binary:logistic", **PARAMS), {}),
+    "lightgbm": (LGBMFocalClassifier, lambda: lgb.LGBMClassifier(**PARAMS, **LGB_EXTRA), LGB_EXTRA),
+}
+
+
+def _raw(est, X):
+    return (
+        est.predict(X, raw_score=True) if isinstance(est, LGBMFocalClassifier) else est.predict(X, output_margin=True)
+    )
 
 
 def _ece(p, y, bins=15):
@@ -40,18 +53,18 @@ def data():
     return SimpleNamespace(X=d.X[:n], y=d.y[:n], Xt=d.X[n:], yt=d.y[n:], eta=d.eta[n:])
 
 
-@pytest.fixture(scope="module")
-def fitted(data):
+@pytest.fixture(scope="module", params=sorted(ENGINES))
+def fitted(request, data):
     X, y = data.X, data.y
-    focal = XGBFocalClassifier(focal_alpha=0.25, focal_gamma=2.0, **PARAMS).fit(X, y)
-    logloss = xgb.XGBClassifier(objective="binary:logistic", **PARAMS).fit(X, y)
-    return focal, logloss
+    focal_cls, reference, extra = ENGINES[request.param]
+    focal = focal_cls(focal_alpha=0.25, focal_gamma=2.0, **PARAMS, **extra).fit(X, y)
+    return focal, reference().fit(X, y)
 
 
 def test_recovered_posterior_beats_sigmoid_and_approaches_logloss(data, fitted):
     Xt, yt, eta = data.Xt, data.yt, data.eta
     focal, logloss = fitted
-    margin = focal.decision_function(Xt)
+    margin = _raw(focal, Xt)
     p_sigmoid = 1 / (1 + np.exp(-margin.astype(np.float64)))
     p_post = focal.predict_proba(Xt)[:, 1]
     p_log = logloss.predict_proba(Xt)[:, 1]
@@ -79,18 +92,24 @@ def test_sigmoid_switch_and_threshold(data, fitted):
     focal, _ = fitted
     sig = sklearn.base.clone(focal).set_params(focal_proba="sigmoid")
     sig.fit(X[:5000], y[:5000])
-    margin = sig.decision_function(Xt[:100])
+    margin = _raw(sig, Xt[:100])
+    np.testing.assert_array_equal(sig.decision_function(Xt[:100]), margin)
     np.testing.assert_allclose(sig.predict_proba(Xt[:100])[:, 1], 1 / (1 + np.exp(-margin.astype(np.float64))))
-    # predict thresholds the probability it reports
+    # predict thresholds the probability it reports, and decision_function is its log-odds
     proba = focal.predict_proba(Xt)
     np.testing.assert_array_equal(focal.predict(Xt), focal.classes_[(proba[:, 1] > 0.5).astype(int)])
+    score = focal.decision_function(Xt)
+    np.testing.assert_allclose(score, focal.focal_loss().posterior_margin(_raw(focal, Xt)))
+    np.testing.assert_array_equal(score > 0, focal.predict(Xt) == focal.classes_[1])
     with pytest.raises(ValueError, match="focal_proba must be one of"):
         sklearn.base.clone(focal).set_params(focal_proba="isotonic").fit(X[:500], y[:500]).predict_proba(Xt[:5])
 
 
-def test_works_inside_calibrated_classifier_cv(data):
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_works_inside_calibrated_classifier_cv(data, engine):
     X, y, Xt, yt = data.X, data.y, data.Xt, data.yt
-    base = XGBFocalClassifier(focal_alpha=0.25, focal_gamma=2.0, **{**PARAMS, "n_estimators": 40})
+    focal_cls, _, extra = ENGINES[engine]
+    base = focal_cls(focal_alpha=0.25, focal_gamma=2.0, **{**PARAMS, "n_estimators": 40}, **extra)
     cal = CalibratedClassifierCV(base, method="isotonic", cv=3).fit(X[:15_000], y[:15_000])
     p = cal.predict_proba(Xt)[:, 1]
     assert np.all((p >= 0) & (p <= 1))

@@ -233,13 +233,17 @@ def test_classifier_string_labels_probabilities_and_margins():
     proba = clf.predict_proba(X)
     assert proba.shape == (1500, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-15)
-    margins = clf.decision_function(X)
-    np.testing.assert_allclose(proba[:, 1], expit(margins.astype(np.float64)), rtol=1e-15)
-    np.testing.assert_array_equal(clf.predict(X), np.where(margins > 0, "ok", "fraud"))
-    np.testing.assert_array_equal(clf.predict(X, output_margin=True), margins)
+    margins = clf.predict(X, output_margin=True)
+    # default focal_proba="posterior": the class posterior recovered from the margins
+    np.testing.assert_allclose(proba[:, 1], clf.focal_loss().posterior(margins), rtol=1e-15)
+    np.testing.assert_array_equal(clf.predict(X), np.where(clf.decision_function(X) > 0, "ok", "fraud"))
+    np.testing.assert_array_equal(clf.predict(X), np.where(proba[:, 1] > 0.5, "ok", "fraud"))
     assert clf.score(X, labels) > 0.8
-    # the booster itself predicts P(classes_[1]) as a plain binary:logistic model
-    np.testing.assert_allclose(clf.get_booster().predict(xgb.DMatrix(X)), proba[:, 1], rtol=1e-6)
+    # the booster itself is a plain binary:logistic model: σ(margin) of classes_[1]
+    np.testing.assert_allclose(clf.get_booster().predict(xgb.DMatrix(X)), expit(margins.astype(np.float64)), rtol=1e-6)
+    sigmoid = clf.set_params(focal_proba="sigmoid")
+    np.testing.assert_allclose(sigmoid.predict_proba(X)[:, 1], expit(margins.astype(np.float64)), rtol=1e-15)
+    np.testing.assert_array_equal(sigmoid.predict(X), np.where(margins > 0, "ok", "fraud"))
 
 
 def test_classifier_equals_native_training():
@@ -247,7 +251,9 @@ def test_classifier_equals_native_training():
     loss = FocalLoss(0.25, 2.0)
     clf = _clf(n_estimators=8, tree_method="hist", learning_rate=0.3).fit(X, y.astype(int))
     booster = gfx.train(loss, {**HIST, "max_depth": 3}, xgb.DMatrix(X, label=y), 8)
-    np.testing.assert_allclose(clf.decision_function(X), booster.predict(xgb.DMatrix(X), output_margin=True), atol=1e-5)
+    np.testing.assert_allclose(
+        clf.predict(X, output_margin=True), booster.predict(xgb.DMatrix(X), output_margin=True), atol=1e-5
+    )
 
 
 def test_classifier_starts_from_weighted_init_score():
@@ -255,9 +261,9 @@ def test_classifier_starts_from_weighted_init_score():
     w = np.random.default_rng(11).uniform(0.1, 2.0, size=1000)
     loss = FocalLoss(0.3, 2.0)
     clf = _clf(n_estimators=0, focal_alpha=0.3).fit(X, y, sample_weight=w)
-    np.testing.assert_allclose(clf.decision_function(X), loss.init_score(y, w), rtol=1e-6)
+    np.testing.assert_allclose(clf.predict(X, output_margin=True), loss.init_score(y, w), rtol=1e-6)
     given = _clf(n_estimators=0, base_score=0.2).fit(X, y, sample_weight=w)  # a given base_score wins
-    np.testing.assert_allclose(given.decision_function(X), logit(0.2), rtol=1e-6)
+    np.testing.assert_allclose(given.predict(X, output_margin=True), logit(0.2), rtol=1e-6)
     assert clf.base_score is None and given.base_score == 0.2  # fit does not touch hyper-parameters
 
 
@@ -281,9 +287,9 @@ def test_classifier_early_stopping_on_the_focal_metric():
     best = clf.best_iteration
     assert best < 200 and len(curve["focal"]) == best + 6
     assert curve["focal"][best] == min(curve["focal"])
-    margins = clf.decision_function(Xv)  # uses the best iteration, as XGBoost does
+    margins = clf.predict(Xv, output_margin=True)  # uses the best iteration, as XGBoost does
     assert clf.focal_loss().mean_loss(yv, margins) == pytest.approx(curve["focal"][best], abs=1e-6)
-    np.testing.assert_array_equal(margins, clf.decision_function(Xv, iteration_range=(0, best + 1)))
+    np.testing.assert_array_equal(margins, clf.predict(Xv, iteration_range=(0, best + 1), output_margin=True))
 
 
 def test_classifier_eval_metric_can_be_chosen():
@@ -322,9 +328,9 @@ def test_classifier_get_set_params_and_clone():
 def test_classifier_set_params_after_fit_changes_the_loss():
     X, y = _data(600, rate=0.2, seed=17)
     clf = _clf(focal_gamma=0.0).fit(X, y)
-    before = clf.decision_function(X)
+    before = clf.predict(X, output_margin=True)
     clf.set_params(focal_gamma=2.0).fit(X, y)
-    assert not np.allclose(clf.decision_function(X), before)
+    assert not np.allclose(clf.predict(X, output_margin=True), before)
 
 
 def test_classifier_in_pipeline_and_grid_search():
@@ -515,4 +521,4 @@ def test_gpu_training_same_margins_with_host_and_device_gradients(gpu):
     ]
     np.testing.assert_allclose(margins[1], margins[0], atol=1e-5)
     clf = XGBFocalClassifier(n_estimators=20, max_depth=3, device="cuda").fit(X, y)
-    np.testing.assert_allclose(clf.decision_function(X), margins[0], atol=1e-4)
+    np.testing.assert_allclose(clf.predict(X, output_margin=True), margins[0], atol=1e-4)
