@@ -38,10 +38,13 @@ Protocol (:data:`PROTOCOL` states it in words, and ``results.md`` repeats it):
   all of its candidates.
 * **Metrics** on the test part: average precision (primary), ROC-AUC,
   precision at recall 0.5 (the highest precision at any threshold whose
-  recall is >= 0.5), Brier score and log loss of ``σ(margin)``, and training
-  time. ``σ(margin)`` is not a calibrated probability for the focal loss (nor
-  for weighted logloss): the Brier score and log loss measure that
-  miscalibration, not how well the model ranks.
+  recall is >= 0.5), Brier score and log loss of ``σ(margin)``, the same two
+  of each method's *corrected* probability (the focal posterior recovered by
+  :meth:`gbfocal.FocalLoss.posterior`; the prior-corrected ``σ(margin - log w)``
+  for logloss with positive weight ``w``), and training time. ``σ(margin)``
+  is not a calibrated probability for the focal loss (nor for weighted
+  logloss): comparing the two columns shows that miscalibration and what the
+  correction recovers; neither changes how well the model ranks.
 * **Statistics.** Per dataset × engine × method: mean over seeds and a 95%
   Student-t interval; per dataset × engine: the paired per-seed difference in
   average precision, ``focal − weighted_logloss``, ``focal_tuned −
@@ -101,13 +104,23 @@ METHODS = ("focal", "focal_tuned", "weighted_logloss", "weighted_logloss_tuned",
 #: the question the bench asks; the third compares with plain logloss, which is often the stronger baseline.
 PAIRS = (("focal", "weighted_logloss"), ("focal_tuned", "weighted_logloss_tuned"), ("focal", "logloss"))
 #: Test-set metrics, the primary one first.
-METRICS = ("average_precision", "roc_auc", "precision_at_recall_50", "brier", "log_loss")
+METRICS = (
+    "average_precision",
+    "roc_auc",
+    "precision_at_recall_50",
+    "brier",
+    "log_loss",
+    "brier_calibrated",
+    "log_loss_calibrated",
+)
 METRIC_LABELS = {
     "average_precision": "AP",
     "roc_auc": "ROC-AUC",
     "precision_at_recall_50": "P@R=0.5",
-    "brier": "Brier",
-    "log_loss": "log loss",
+    "brier": "Brier σ(margin)",
+    "log_loss": "log loss σ(margin)",
+    "brier_calibrated": "Brier corrected",
+    "log_loss_calibrated": "log loss corrected",
 }
 RECALL_TARGET = 0.5
 #: Tuning grids: the number of candidates each tuned method gets (the same for both).
@@ -142,10 +155,12 @@ PROTOCOL = (
     "(n_neg/n_pos)^t, t evenly spaced from 0 to 1) with grids of the same size: the same tuning budget. "
     "The candidate with the best average precision on the inner validation part is kept.",
     f"Metrics on the test part: average precision (primary), ROC-AUC, precision at recall {RECALL_TARGET} "
-    "(highest precision at any threshold with recall >= 0.5), Brier score and log loss of sigma(margin), "
-    "training time (engine data construction + training; for tuned methods the sum over all candidates).",
-    "sigma(margin) is not a calibrated probability for the focal loss or for weighted logloss: Brier score "
-    "and log loss show that cost, not ranking quality.",
+    "(highest precision at any threshold with recall >= 0.5), Brier score and log loss of sigma(margin) and of "
+    "the corrected probability (focal: the recovered posterior FocalLoss.posterior; logloss with positive "
+    "weight w: sigma(margin - log w), the prior correction), training time (engine data construction + "
+    "training; for tuned methods the sum over all candidates).",
+    "sigma(margin) is not a calibrated probability for the focal loss or for weighted logloss: its Brier score "
+    "and log loss show that cost, the corrected columns what the correction recovers; ranking is unchanged.",
     "Statistics: mean over seeds with a 95% Student-t interval; per dataset and engine, the paired per-seed "
     "difference in average precision focal - weighted_logloss, focal_tuned - weighted_logloss_tuned and "
     "focal - logloss, with its 95% t-interval; an interval entirely below 0 is reported as a loss for focal.",
@@ -264,6 +279,21 @@ class Candidate:
             return f"α={self.alpha:g} γ={self.gamma:g}"
         return f"t={self.weight_exponent:.2g}"
 
+    def calibrated_logit(self, margin: np.ndarray, ratio: float) -> np.ndarray:
+        """logit of the class-probability estimate behind ``margin``, shape ``(n,)``.
+
+        Focal loss: :meth:`gbfocal.FocalLoss.posterior_margin` (the recovered
+        posterior, issue 7). Logloss with positives weighted ``w``: the prior
+        correction ``margin - log w`` (a weighted logloss minimiser is
+        ``logit η + log w``); plain logloss: the margin itself.
+        """
+        z = np.asarray(margin, dtype=np.float64)
+        if self.loss == "focal":
+            from gbfocal import FocalLoss
+
+            return FocalLoss(self.alpha, self.gamma).posterior_margin(z)
+        return z - math.log(self.scale_pos_weight(ratio))
+
 
 def candidates(method: str, grid: str = "small") -> list[Candidate]:
     """The candidate losses of ``method``, in grid order; untuned methods have exactly one.
@@ -308,26 +338,39 @@ def split_rows(y: np.ndarray, seed: int, test_size: float = TEST_SIZE, valid_siz
     return Split(np.sort(fit), np.sort(valid), np.sort(test))
 
 
-def score(y_true: np.ndarray, margin: np.ndarray) -> dict[str, float]:
+def score(y_true: np.ndarray, margin: np.ndarray, calibrated: np.ndarray | None = None) -> dict[str, float]:
     """Test metrics of raw margins (log-odds), shape ``(n,)``, against 0/1 labels, shape ``(n,)``.
 
     Ranking metrics (average precision, ROC-AUC, precision at recall 0.5)
     are computed on the margin itself, which orders rows as ``σ(margin)``
     does without ties from saturation; the Brier score uses ``p = σ(margin)``
     and the log loss ``log(1 + exp(∓margin))``, exact for any margin.
+    ``calibrated`` (the logit of the method's probability estimate, see
+    :meth:`Candidate.calibrated_logit`) adds ``brier_calibrated`` and
+    ``log_loss_calibrated``, computed the same way from it.
     """
-    from scipy.special import expit
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
     y = np.asarray(y_true).astype(np.int64)
     z = np.asarray(margin, dtype=np.float64)
     precision, recall, _ = precision_recall_curve(y, z)
-    return {
+    out = {
         "average_precision": float(average_precision_score(y, z)),
         "roc_auc": float(roc_auc_score(y, z)),
         "precision_at_recall_50": float(precision[recall >= RECALL_TARGET].max()),
-        "brier": float(np.mean((expit(z) - y) ** 2)),
-        "log_loss": float(np.mean(np.logaddexp(0.0, np.where(y == 1, -z, z)))),
+        **_probability_scores(y, z, ""),
+    }
+    if calibrated is not None:
+        out.update(_probability_scores(y, np.asarray(calibrated, dtype=np.float64), "_calibrated"))
+    return out
+
+
+def _probability_scores(y: np.ndarray, logit: np.ndarray, suffix: str) -> dict[str, float]:
+    from scipy.special import expit
+
+    return {
+        f"brier{suffix}": float(np.mean((expit(logit) - y) ** 2)),
+        f"log_loss{suffix}": float(np.mean(np.logaddexp(0.0, np.where(y == 1, -logit, logit)))),
     }
 
 
@@ -641,9 +684,12 @@ def run_bench(
         name, seed = record["dataset"], record["seed"]
         key = f"margin__{record['engine']}__{record['method']}__{seed}"
         predictions[name][key] = record.pop("_margin")
+        calibrated_key = f"calibrated__{record['engine']}__{record['method']}__{seed}"
+        predictions[name][calibrated_key] = record.pop("_calibrated")
         record["predictions"] = {
             "file": f"predictions/{name}.npz",
             "margin": key,
+            "calibrated": calibrated_key,
             "labels": f"y__{seed}",
             "rows": f"rows__{seed}",
         }
@@ -794,10 +840,11 @@ def _run_method(task: _Task, method: str, fits: dict[Candidate, _Fit], step: Cal
             step(f"{task.dataset} seed {task.seed} {engine} {cand.loss} {cand.label()}")
         tried.append(fit)
     best = max(tried, key=lambda f: f.valid_average_precision)  # max keeps the first of equals
+    calibrated = best.candidate.calibrated_logit(best.margin_test, fold.ratio)
     return {
         "engine": engine,
         "method": method,
-        "metrics": score(fold.y_test, best.margin_test),
+        "metrics": score(fold.y_test, best.margin_test, calibrated),
         "train_seconds": float(sum(f.seconds for f in tried)),
         "selected_fit_seconds": best.seconds,
         "n_fits": len(tried),
@@ -813,6 +860,7 @@ def _run_method(task: _Task, method: str, fits: dict[Candidate, _Fit], step: Cal
             for f in tried
         ],
         "_margin": best.margin_test,
+        "_calibrated": calibrated,
     }
 
 
@@ -1015,7 +1063,15 @@ def _fmt_interval(stats: dict[str, Any], digits: int = 3) -> str:
     return f"[{_signed(stats['low'], digits)}, {_signed(stats['high'], digits)}]"
 
 
-_DIGITS = {"average_precision": 3, "roc_auc": 3, "precision_at_recall_50": 3, "brier": 4, "log_loss": 4}
+_DIGITS = {
+    "average_precision": 3,
+    "roc_auc": 3,
+    "precision_at_recall_50": 3,
+    "brier": 4,
+    "log_loss": 4,
+    "brier_calibrated": 4,
+    "log_loss_calibrated": 4,
+}
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -1187,7 +1243,7 @@ def _plots(result: BenchResult, folder: Path) -> list[str]:
             title = (
                 "precision-recall on the test part, seed 0"
                 if kind == "pr"
-                else "reliability of σ(margin), test parts of all seeds pooled (quantile bins)"
+                else "reliability: corrected probability (solid), σ(margin) (dotted); all seeds, quantile bins"
             )
             fig.suptitle(f"{name}: {title}")
             path = f"{kind}_{name}.png"
@@ -1214,28 +1270,31 @@ def _draw_pr(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: 
 
 
 def _draw_reliability(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
+    """Reliability of each method's corrected probability (solid) and of its σ(margin) (faint, dotted)."""
     from scipy.special import expit
 
     y = np.concatenate([arrays[f"y__{s}"] for s in range(seeds)]).astype(np.float64)
     lowest = 1.0
     for method in methods:
-        p = expit(np.concatenate([arrays[f"margin__{engine}__{method}__{s}"] for s in range(seeds)]).astype(np.float64))
-        edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 11)))
-        if edges.size < 2:
-            continue
-        which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, edges.size - 2)
-        count = np.bincount(which, minlength=edges.size - 1)
-        used = count > 0
-        mean_p = np.bincount(which, weights=p, minlength=edges.size - 1)[used] / count[used]
-        freq = np.bincount(which, weights=y, minlength=edges.size - 1)[used] / count[used]
-        shown = freq > 0  # log axes: bins without a positive cannot be drawn
-        style = "o--" if method.endswith("_tuned") else "o-"
-        ax.plot(mean_p[shown], freq[shown], style, color=colors[method], markersize=4, label=method)
-        lowest = min(lowest, float(mean_p.min()), float(freq[shown].min(initial=1.0)))
+        for kind, style, alpha in (("margin", "o:", 0.35), ("calibrated", "o-", 1.0)):
+            logit = np.concatenate([arrays[f"{kind}__{engine}__{method}__{s}"] for s in range(seeds)])
+            p = expit(logit.astype(np.float64))
+            edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 11)))
+            if edges.size < 2:
+                continue
+            which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, edges.size - 2)
+            count = np.bincount(which, minlength=edges.size - 1)
+            used = count > 0
+            mean_p = np.bincount(which, weights=p, minlength=edges.size - 1)[used] / count[used]
+            freq = np.bincount(which, weights=y, minlength=edges.size - 1)[used] / count[used]
+            shown = freq > 0  # log axes: bins without a positive cannot be drawn
+            label = method if kind == "calibrated" else None
+            ax.plot(mean_p[shown], freq[shown], style, color=colors[method], markersize=3, alpha=alpha, label=label)
+            lowest = min(lowest, float(mean_p.min()), float(freq[shown].min(initial=1.0)))
     lowest = max(lowest / 2, 1e-6)
     ax.plot([lowest, 1], [lowest, 1], "k--", linewidth=1, label="calibrated")
     ax.set(xscale="log", yscale="log", xlim=(lowest, 1), ylim=(lowest, 1))
-    ax.set(xlabel="mean predicted σ(margin)", ylabel="observed positive rate")
+    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate")
     ax.legend(fontsize="small", loc="upper left")
 
 

@@ -28,7 +28,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from gbfocal import bench
+from gbfocal import FocalLoss, bench
 from gbfocal import datasets as gd
 from gbfocal.bench import METHODS, METRICS, PAIRS, BenchConfig, candidates, run_bench, score, t_interval
 from gbfocal.cli import main
@@ -232,6 +232,18 @@ def test_numbers_recompute_from_saved_predictions(run):
             "brier": brier_score_loss(y, p),
             "log_loss": log_loss(y, p),
         }
+        # the corrected probability: the focal posterior, or the prior-corrected weighted logloss
+        with np.load(folder / ref["file"]) as saved:
+            calibrated = saved[ref["calibrated"]]
+        chosen = fold["chosen"]
+        if chosen["loss"] == "focal":
+            want = FocalLoss(chosen["alpha"], chosen["gamma"]).posterior_margin(margin)
+        else:
+            want = margin.astype(np.float64) - np.log(chosen["scale_pos_weight"])
+        np.testing.assert_allclose(calibrated, want, rtol=1e-12, atol=1e-12)
+        q = expit(calibrated)
+        expected["brier_calibrated"] = brier_score_loss(y, q)
+        expected["log_loss_calibrated"] = log_loss(y, q)
         for name, value in expected.items():
             assert fold["metrics"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
