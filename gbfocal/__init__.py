@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
 
 if TYPE_CHECKING:
+    from gbfocal.dask import DaskLGBMFocalClassifier, DaskXGBFocalClassifier
     from gbfocal.lightgbm import LGBMFocalClassifier
     from gbfocal.xgboost import XGBFocalClassifier
 
@@ -22,11 +23,15 @@ __version__ = "0.1.0"
 _LAZY = {
     "XGBFocalClassifier": "gbfocal.xgboost",
     "LGBMFocalClassifier": "gbfocal.lightgbm",
+    "DaskXGBFocalClassifier": "gbfocal.dask",
+    "DaskLGBMFocalClassifier": "gbfocal.dask",
 }
 
 __all__ = [
     "DEFAULT_HESSIAN",
     "HESSIAN_POLICIES",
+    "DaskLGBMFocalClassifier",
+    "DaskXGBFocalClassifier",
     "FocalLoss",
     "LGBMFocalClassifier",
     "PreparedRows",

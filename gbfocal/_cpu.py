@@ -335,14 +335,19 @@ def default_n_threads() -> int:
 
 
 def _executor(n_threads: int) -> ThreadPoolExecutor:
+    """The process's pool, with at least ``n_threads`` workers.
+
+    The pool only grows and is never shut down: another thread (a Dask
+    worker's, say) may be submitting to the current one at this moment. A
+    forked child gets a pool of its own (the parent's threads do not exist
+    there).
+    """
     global _pool, _pool_key
-    key = (os.getpid(), n_threads)  # a forked child must not reuse the parent's dead threads
+    pid = os.getpid()
     with _pool_lock:
-        if _pool is None or _pool_key != key:
-            if _pool is not None and _pool_key[0] == key[0]:
-                _pool.shutdown(wait=False)
+        if _pool is None or _pool_key[0] != pid or _pool_key[1] < n_threads:
             _pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="gbfocal")
-            _pool_key = key
+            _pool_key = (pid, n_threads)
         return _pool
 
 

@@ -93,6 +93,32 @@ def test_concurrent_calls_from_many_threads():
         np.testing.assert_array_equal(got, want)
 
 
+def test_concurrent_calls_with_different_thread_counts():
+    # the pool must never be shut down under a thread that is submitting to it
+    n = 4 * C.MIN_ROWS_PER_THREAD
+    y = np.zeros(n)
+    z = np.linspace(-5, 5, n)
+    loss = FocalLoss()
+    expected = loss.gradient_hessian(y, z, n_threads=1)[0]
+    errors: list = []
+
+    def work(k):
+        try:
+            for i in range(20):
+                got = loss.gradient_hessian(y, z, n_threads=1 + (i + k) % 4)[0]
+                if not np.array_equal(got, expected):
+                    errors.append("wrong result")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def _run(code: str, env: dict | None = None) -> str:
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(

@@ -1,0 +1,444 @@
+"""gbfocal on Dask: distributed start, XGBoost and LightGBM training, workers' Numba cache and threads.
+
+One 2-process LocalCluster on loopback serves the whole module. Distributed
+``hist`` sketches its bins per partition, so a distributed model differs from
+the single-machine one even for the built-in objectives; the comparisons hold
+gbfocal to the built-in objective's own Dask-vs-local gap, and demand exact
+equality where the engine itself is exact (one partition, the starting score).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask")
+pytest.importorskip("distributed")
+xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
+pytest.importorskip("sklearn")
+
+import dask.array as da  # noqa: E402
+import dask.dataframe as dd  # noqa: E402
+import pandas as pd  # noqa: E402
+import xgboost.dask  # noqa: E402, F401
+from distributed import Client, LocalCluster  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+
+import gbfocal.dask as gfd  # noqa: E402
+import gbfocal.lightgbm as gfl  # noqa: E402
+import gbfocal.xgboost as gfx  # noqa: E402
+from gbfocal import FocalLoss  # noqa: E402
+from gbfocal.lightgbm import LGBMFocalClassifier  # noqa: E402
+from gbfocal.xgboost import XGBFocalClassifier  # noqa: E402
+
+HIST = {"tree_method": "hist", "max_depth": 4, "eta": 0.3}
+#: small trees: a worker process's first lightgbm.dask session pays a network latency per split (~0.1 s here)
+LGB = {"n_estimators": 10, "num_leaves": 7, "min_child_samples": 20, "verbose": -1, "deterministic": True}
+#: lightgbm.dask warns about n_jobs for every DaskLGBMClassifier (its default None included)
+LGB_N_JOBS = r"Parameter n_jobs will be ignored"
+
+
+@pytest.fixture(scope="module")
+def numba_cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("numba_cache")
+
+
+@pytest.fixture(scope="module")
+def client(numba_cache_dir):
+    # Two worker processes with two threads each, loopback only, sharing one fresh Numba cache. The scheduler's
+    # HTTP server gets a free loopback port: with dashboard_address=None it still binds :8787 and, when another
+    # cluster on this machine holds that port, warns "Port 8787 is already in use" (an error under -W error).
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            env={"NUMBA_CACHE_DIR": str(numba_cache_dir)},
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def _data(n=40_000, d=10, seed=0, rate=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    score = X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.5 * X[:, 2] * X[:, 3] + rng.normal(size=n)
+    y = (score > (np.quantile(score, 1 - rate) if rate else 0.5)).astype(np.float64)
+    return X, y
+
+
+def _gap(a, b):
+    """(max |a - b| relative to b's spread, 1 - corr(a, b)): how far a distributed model is from the local one."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / b.std()), float(1.0 - np.corrcoef(a, b)[0, 1])
+
+
+def _assert_gap_within_builtin(focal, builtin):
+    # The engine's own Dask-vs-local difference (built-in objective) bounds what gbfocal may show;
+    # factor 2 for run-to-run noise of the per-partition sketches.
+    assert focal[0] <= 2.0 * builtin[0], (focal, builtin)
+    assert focal[1] <= 2.0 * builtin[1], (focal, builtin)
+
+
+# --------------------------------------------------------------------------- Numba on workers (first: fresh cache)
+
+
+def _compile_at(start_at: float):
+    """Import gbfocal's kernels and run one at ``start_at`` (wall clock), so both workers compile at once."""
+    while time.time() < start_at:
+        time.sleep(0.002)
+    t0 = time.time()
+    from gbfocal import FocalLoss, _cpu
+
+    g, _ = FocalLoss().gradient_hessian(np.array([0.0, 1.0, 1.0]), np.array([-1.0, 0.5, 3.0], dtype=np.float32))
+    stats = _cpu.gradient_hessian_kernel.stats
+    return t0, time.time(), sum(stats.cache_misses.values()), sum(stats.cache_hits.values()), stats.cache_path, g
+
+
+def test_workers_compile_at_once_into_a_fresh_shared_cache_and_reload_it_after_restart(client, numba_cache_dir):
+    if any(client.run(lambda: "gbfocal._cpu" in sys.modules).values()) or any(numba_cache_dir.iterdir()):
+        shutil.rmtree(numba_cache_dir)
+        numba_cache_dir.mkdir()
+        client.restart()
+    expected, _ = FocalLoss().gradient_hessian(np.array([0.0, 1.0, 1.0]), np.array([-1.0, 0.5, 3.0], np.float32))
+
+    first = list(client.run(_compile_at, time.time() + 1.0).values())
+    assert len(first) == 2
+    for _t0, _t1, misses, hits, path, g in first:
+        assert misses >= 1 and hits == 0  # compiled here, not loaded
+        assert path.startswith(str(numba_cache_dir))
+        np.testing.assert_array_equal(g, expected)
+    assert max(r[0] for r in first) < min(r[1] for r in first), "the two compilations did not overlap"
+    assert list(numba_cache_dir.rglob("*.nbi")) and list(numba_cache_dir.rglob("*.nbc"))
+
+    # A restart between fits: fresh processes load the cache both wrote, and training works.
+    X, y = _data(4000, 5)
+    dX, dy = da.from_array(X, chunks=(1000, -1)), da.from_array(y, chunks=1000)
+    before = gfd.DaskXGBFocalClassifier(n_estimators=5, **HIST).fit(dX, dy)
+    client.restart()
+    second = list(client.run(_compile_at, 0.0).values())
+    for _t0, _t1, misses, hits, _path, g in second:
+        assert misses == 0 and hits >= 1
+        np.testing.assert_array_equal(g, expected)
+    after = gfd.DaskXGBFocalClassifier(n_estimators=5, **HIST).fit(dX, dy)
+    assert _base_score(after) == _base_score(before)
+    np.testing.assert_allclose(after.predict_proba(dX).compute().sum(axis=1), 1.0)
+    np.testing.assert_array_equal(before.predict_proba(dX).compute(), before.to_local().predict_proba(X))
+
+
+# --------------------------------------------------------------------------- threads on workers
+
+
+def _hammer(seed: int, n_rows: int, repeats: int):
+    """Several kernel calls from one Dask task thread, each split over gbfocal's own pool."""
+    import threading
+
+    import numba
+
+    from gbfocal import FocalLoss
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n_rows) < 0.1).astype(np.float64)
+    z = rng.normal(scale=4.0, size=n_rows).astype(np.float32)
+    loss = FocalLoss(0.25, 2.0)
+    ref_g, ref_h = loss.gradient_hessian(y, z, n_threads=1)
+    t0 = time.time()
+    ok = True
+    for _ in range(repeats):
+        g, h = loss.gradient_hessian(y, z, n_threads=2)
+        ok &= bool(np.array_equal(g, ref_g) and np.array_equal(h, ref_h))
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region was ever launched in this process
+        layer = None
+    return ok, t0, time.time(), threading.get_ident(), os.getpid(), layer
+
+
+def test_worker_threads_call_the_kernels_at_once_without_a_numba_threading_layer(client):
+    futures = [client.submit(_hammer, seed, 200_000, 20, pure=False) for seed in range(8)]
+    results = client.gather(futures)
+    assert all(r[0] for r in results), "a concurrent call returned different gradients"
+    assert all(r[5] is None for r in results), "a Numba threading layer was initialised on a worker"
+    # the test only means something if two task threads of one worker process ran kernels at the same time
+    overlapped = False
+    for i, a in enumerate(results):
+        for b in results[i + 1 :]:
+            if a[4] == b[4] and a[3] != b[3] and a[1] < b[2] and b[1] < a[2]:
+                overlapped = True
+    assert overlapped
+
+
+def _vary_chunk_counts(seed: int, seconds: float):
+    """Kernel calls whose row-chunk count changes every call, as partitions of different sizes give."""
+    from gbfocal import FocalLoss
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(140_000) < 0.2).astype(np.float64)
+    z = rng.normal(size=140_000)
+    loss = FocalLoss()
+    end, i = time.time() + seconds, 0
+    while time.time() < end:
+        i += 1
+        try:
+            loss.gradient_hessian(y, z, n_threads=2 + (i + seed) % 3)
+        except RuntimeError as error:
+            return repr(error)
+    return None
+
+
+def test_worker_threads_calling_with_different_chunk_counts(client):
+    errors = client.gather([client.submit(_vary_chunk_counts, seed, 3.0, pure=False) for seed in range(4)])
+    assert errors == [None] * 4
+
+
+# --------------------------------------------------------------------------- distributed starting score
+
+
+@pytest.mark.parametrize("weights", ["none", "integer", "float"])
+@pytest.mark.parametrize("kind", ["array", "series"])
+def test_init_score_is_the_single_machine_one(client, weights, kind):
+    rng = np.random.default_rng(3)
+    n = 9000
+    y = (rng.random(n) < 0.05).astype(np.float64)
+    y[:3000] = 0.0  # the first partition holds no positive at all
+    w = {"none": None, "integer": rng.integers(0, 5, n).astype(np.float64), "float": rng.random(n) * 3}[weights]
+    chunks = (3000, 0, 2500, 3500)  # uneven, one empty
+    if kind == "array":
+        dy = da.from_array(y, chunks=(chunks,))
+        dw = None if w is None else da.from_array(w, chunks=(chunks,))
+    else:
+        frame = dd.from_pandas(pd.DataFrame({"y": y, "w": rng.random(n) if w is None else w}), npartitions=3)
+        dy, dw = frame["y"], (None if w is None else frame["w"])
+    for loss in (FocalLoss(0.25, 2.0), FocalLoss(0.7, 0.5), FocalLoss(0.25, 0.0)):
+        local = loss.init_score(y, w)
+        distributed_start = gfd.init_score(loss, dy, dw, client=client)
+        if weights == "float":  # sums in another order: equal to rounding
+            assert distributed_start == pytest.approx(local, rel=1e-12, abs=1e-12)
+        else:
+            assert distributed_start == local
+    assert gfd.class_weight_totals(dy, dw) == pytest.approx(FocalLoss.class_weight_totals(y, w), rel=1e-13)
+
+
+def test_xgboost_base_score_from_a_dask_dmatrix_is_the_single_machine_one(client):
+    X, y = _data(6000, 4)
+    w = np.random.default_rng(1).integers(1, 4, y.shape[0]).astype(np.float64)
+    dtrain = xgb.dask.DaskDMatrix(
+        client, da.from_array(X, chunks=(1500, -1)), da.from_array(y, chunks=1500), weight=da.from_array(w, chunks=1500)
+    )
+    loss = FocalLoss(0.3, 2.0)
+    assert gfd.xgboost_base_score(loss, dtrain) == gfx.base_score(loss, xgb.DMatrix(X, label=y, weight=w))
+
+
+def test_partition_mismatch_and_bad_labels_are_reported(client):
+    dy = da.from_array(np.array([0.0, 1.0] * 50), chunks=25)
+    frame = dd.from_pandas(pd.DataFrame({"y": [0.0, 1.0] * 50, "w": 1.0}), npartitions=4)
+    with pytest.raises(ValueError, match="partitioned alike"):
+        gfd.class_weight_totals(frame["y"], frame["w"].repartition(npartitions=2), client=client)
+    with pytest.raises(ValueError, match=r"must contain only 0 and 1, found \[2.0\]"):
+        gfd.class_weight_totals(dy * 2, client=client)
+    with pytest.raises(ValueError, match="both classes"):
+        gfd.init_score(FocalLoss(), dy * 0, client=client)
+    with pytest.raises(TypeError, match="dask array, Series or one-column DataFrame"):
+        gfd.class_weight_totals(np.array([0.0, 1.0]), client=client)
+
+
+# --------------------------------------------------------------------------- XGBoost native
+
+
+def test_xgboost_train_on_one_partition_is_the_single_machine_model(client):
+    X, y = _data(8000, 6)
+    loss = FocalLoss(0.25, 2.0)
+    params = {**HIST, "nthread": 2}
+    dtrain = xgb.dask.DaskDMatrix(client, da.from_array(X, chunks=(-1, -1)), da.from_array(y, chunks=-1))
+    out = gfd.xgboost_train(client, loss, params, dtrain, 10, evals=[(dtrain, "train")], verbose_eval=False)
+    local_hist: dict = {}
+    dlocal = xgb.DMatrix(X, label=y)
+    local = gfx.train(loss, params, dlocal, 10, evals=[(dlocal, "train")], evals_result=local_hist, verbose_eval=False)
+    dm = xgb.DMatrix(X)
+    np.testing.assert_array_equal(out["booster"].predict(dm, output_margin=True), local.predict(dm, output_margin=True))
+    assert out["history"]["train"]["focal"] == local_hist["train"]["focal"]
+
+
+def test_xgboost_dask_vs_local_gap_is_the_engines_own(client):
+    X, y = _data()
+    dX, dy = da.from_array(X, chunks=(10_000, -1)), da.from_array(y, chunks=10_000)
+    dtrain = xgb.dask.DaskDMatrix(client, dX, dy)
+    dlocal, dm = xgb.DMatrix(X, label=y), xgb.DMatrix(X)
+    loss = FocalLoss(0.25, 2.0)
+    focal = gfd.xgboost_train(client, loss, HIST, dtrain, 30, verbose_eval=False)["booster"]
+    builtin_params = {**HIST, "objective": "binary:logistic"}
+    builtin = xgb.dask.train(client, builtin_params, dtrain, 30, verbose_eval=False)["booster"]
+    focal_gap = _gap(
+        focal.predict(dm, output_margin=True), gfx.train(loss, HIST, dlocal, 30).predict(dm, output_margin=True)
+    )
+    builtin_gap = _gap(
+        builtin.predict(dm, output_margin=True),
+        xgb.train(builtin_params, dlocal, 30).predict(dm, output_margin=True),
+    )
+    assert builtin_gap[0] > 0  # partitioned sketches: the engine itself is not exact here
+    _assert_gap_within_builtin(focal_gap, builtin_gap)
+
+
+def test_xgboost_focal_metric_is_the_weighted_mean_over_all_rows(client):
+    X, y = _data(9000, 5)
+    w = np.random.default_rng(2).random(y.shape[0]) * 2
+    chunks = ((1000, 8000),)  # workers hold very different row counts
+    dtrain = xgb.dask.DaskDMatrix(
+        client,
+        da.from_array(X, chunks=(chunks[0], (5,))),
+        da.from_array(y, chunks=chunks),
+        weight=da.from_array(w, chunks=chunks),
+    )
+    loss = FocalLoss(0.25, 2.0)
+    out = gfd.xgboost_train(client, loss, HIST, dtrain, 5, evals=[(dtrain, "train")], verbose_eval=False)
+    margins = out["booster"].predict(xgb.DMatrix(X), output_margin=True)
+    reported = out["history"]["train"]["focal"][-1]
+    assert reported == pytest.approx(loss.mean_loss(y, margins, w), rel=1e-5)
+    # XGBoost's averaging of per-worker values, which the plain single-machine metric gets, is not it
+    plain = gfd.xgboost_train(
+        client, loss, HIST, dtrain, 5, evals=[(dtrain, "train")], custom_metric=gfx.metric(loss), verbose_eval=False
+    )
+    if len(dtrain.worker_map) == 2:
+        assert plain["history"]["train"]["focal"][-1] != pytest.approx(reported, rel=1e-3)
+
+
+def _use_on_worker(obj_bytes: bytes):
+    """Unpickle an objective on a worker, use it on two DMatrix objects, then drop them."""
+    import xgboost as xgb
+
+    obj = pickle.loads(obj_bytes)
+    assert len(obj._rows._values) == 0  # nothing came along from the client
+    rng = np.random.default_rng(0)
+    out = []
+    for n in (100, 300):
+        d = xgb.DMatrix(rng.normal(size=(n, 2)), label=(rng.random(n) < 0.3).astype(float))
+        z = rng.normal(size=n).astype(np.float32)
+        g1, _ = obj(z, d)
+        rows = obj.prepared(d)
+        g2, _ = obj(z, d)
+        out.append(bool(obj.prepared(d) is rows and np.array_equal(g1, g2)))
+        del d, rows
+    gc.collect()
+    return out, len(obj._rows._values)
+
+
+def test_objective_pickles_without_state_and_works_in_each_worker(client):
+    loss = FocalLoss(0.3, 1.5)
+    obj = gfx.objective(loss, n_threads=1)
+    d = xgb.DMatrix(np.zeros((4, 1)), label=[0.0, 1.0, 1.0, 0.0])
+    obj(np.zeros(4, np.float32), d)  # the client's copy has a cached DMatrix now
+    blob = pickle.dumps(obj)
+    results = client.gather([client.submit(_use_on_worker, blob, pure=False) for _ in range(4)])
+    assert all(r == ([True, True], 0) for r in results)  # cached per DMatrix, released with it
+    for made in (obj, gfd.XGBoostFocalMetric(loss), gfl.objective(loss), gfl.metric(loss)):
+        back = pickle.loads(pickle.dumps(made))
+        assert type(back) is type(made) and back.loss == loss
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def _base_score(model) -> float:
+    config = json.loads(model.get_booster().save_config())
+    return float(config["learner"]["learner_model_param"]["base_score"].strip("[]"))
+
+
+def test_dask_xgb_classifier_contract(client):
+    X, y = _data(12_000, 6, rate=0.1)
+    labels = np.where(y > 0, "fraud", "ok")
+    frame = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]), npartitions=3)
+    dlabels = dd.from_pandas(pd.Series(labels, name="label"), npartitions=3)
+    params = {"n_estimators": 10, "focal_alpha": 0.4, "focal_gamma": 1.0, **HIST}
+    model = gfd.DaskXGBFocalClassifier(**params).fit(frame, dlabels, eval_set=[(frame, dlabels)])
+    local = XGBFocalClassifier(**params).fit(pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]), labels)
+    assert model.classes_.tolist() == ["fraud", "ok"] == local.classes_.tolist()
+    assert _base_score(model) == _base_score(local)  # the same start, from partitions
+    proba = model.predict_proba(frame).compute()
+    assert proba.shape == (12_000, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    predicted = model.predict(frame).compute()
+    assert set(predicted) <= {"fraud", "ok"}
+    np.testing.assert_array_equal(predicted, model.classes_[np.argmax(proba, axis=1)])
+    twin = model.to_local()
+    np.testing.assert_array_equal(proba, twin.predict_proba(frame.compute()))
+    assert model.decision_function(frame).compute().shape == (12_000,)
+    assert len(model.evals_result_["validation_0"]["focal"]) == 10
+    back = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(back.predict_proba(frame).compute(), proba)
+    assert clone(model).get_params()["focal_alpha"] == 0.4
+    with pytest.raises(ValueError, match="exactly two classes"):
+        three = dd.from_pandas(pd.Series(np.array(["a", "b", "c"] * 4000), name="label"), npartitions=3)
+        gfd.DaskXGBFocalClassifier(n_estimators=2).fit(frame, three)
+
+
+def test_dask_lgbm_classifier_matches_local_as_closely_as_builtin(client):
+    X, y = _data(20_000, 8)
+    labels = np.where(y > 0, 2, 1)
+    dX = da.from_array(X, chunks=(5000, -1))
+    model = gfd.DaskLGBMFocalClassifier(**LGB).fit(dX, da.from_array(labels, chunks=5000))
+    local = LGBMFocalClassifier(**LGB).fit(X, labels)
+    assert model.focal_start_ == FocalLoss().init_score(y)
+    assert model.classes_.tolist() == [1, 2]
+    proba = model.predict_proba(dX).compute()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(dX).compute(), model.classes_[np.argmax(proba, axis=1)])
+    np.testing.assert_array_equal(proba, model.to_local().predict_proba(X))
+    np.testing.assert_array_equal(model.decision_function(dX).compute(), model.to_local().decision_function(X))
+    # the start lives in the first tree: the booster alone predicts the margins, as the local model's does
+    margins = model.booster_.predict(X, raw_score=True)
+    model.set_params(focal_proba="sigmoid")
+    np.testing.assert_allclose(model.predict_proba(dX).compute()[:, 1], 1.0 / (1.0 + np.exp(-margins)), rtol=1e-12)
+    model.set_params(focal_proba="posterior")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=LGB_N_JOBS, category=UserWarning)
+        builtin = lgb.DaskLGBMClassifier(**LGB).fit(dX, da.from_array(y, chunks=5000))
+    builtin_local = lgb.LGBMClassifier(**LGB).fit(X, y)
+    focal_gap = _gap(margins, local.booster_.predict(X, raw_score=True))
+    builtin_gap = _gap(builtin.predict(dX, raw_score=True).compute(), builtin_local.predict(X, raw_score=True))
+    _assert_gap_within_builtin(focal_gap, builtin_gap)
+    back = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(back.predict_proba(dX).compute(), proba)
+    assert "num_threads" not in clone(model).get_params()
+
+
+def test_dask_lgbm_classifier_on_one_partition_is_the_single_machine_model(client):
+    X, y = _data(6000, 5)
+    w = np.random.default_rng(4).random(y.shape[0]) + 0.5
+    params = {**LGB, "n_estimators": 8}
+    model = gfd.DaskLGBMFocalClassifier(**params).fit(
+        da.from_array(X, chunks=(-1, -1)), da.from_array(y, chunks=-1), sample_weight=da.from_array(w, chunks=-1)
+    )
+    local = LGBMFocalClassifier(**params).fit(X, y, sample_weight=w)
+    assert model.focal_start_ == pytest.approx(FocalLoss().init_score(y, w.astype(np.float32)), rel=1e-13)
+    np.testing.assert_allclose(
+        model.booster_.predict(X, raw_score=True), local.booster_.predict(X, raw_score=True), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(da.from_array(X, chunks=(2000, -1))).compute(), local.predict_proba(X)
+    )
+
+
+def test_dask_lgbm_classifier_refuses_what_it_cannot_honour(client):
+    dX = da.from_array(np.zeros((40, 2)), chunks=(20, -1))
+    dy = da.from_array(np.array([0.0, 1.0] * 20), chunks=20)
+    with pytest.raises(ValueError, match="class_weight is not supported"):
+        gfd.DaskLGBMFocalClassifier(class_weight="balanced").fit(dX, dy)
+    with pytest.raises(ValueError, match="objective is the focal loss"):
+        gfd.DaskLGBMFocalClassifier(objective="binary").fit(dX, dy)
+    with pytest.raises(TypeError, match="does not take init_score"):
+        gfd.DaskLGBMFocalClassifier().fit(dX, dy, init_score=dy)
+    with pytest.raises(ValueError, match="binary_logloss"):
+        gfd.DaskLGBMFocalClassifier(metric="binary_logloss").fit(dX, dy)
