@@ -90,9 +90,7 @@ class FocalLoss:
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, *, hessian: str = DEFAULT_HESSIAN) -> None:
         self._alpha = V.check_alpha(alpha)
         self._gamma = V.check_gamma(gamma)
-        if not isinstance(hessian, str) or hessian not in HESSIAN_POLICIES:
-            raise ValueError(f"hessian must be one of {sorted(HESSIAN_POLICIES)}, got {hessian!r}")
-        self._hessian = hessian
+        self._hessian = V.check_hessian(hessian, HESSIAN_POLICIES)
         self._policy = HESSIAN_POLICIES[hessian]
         g = self._gamma
         self._gamma_int = int(g) if g == int(g) and g <= 4 else -1  # multiply instead of exp(γ log q)
@@ -284,6 +282,18 @@ class FocalLoss:
         if wsum <= 0.0:
             raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
         return total / wsum
+
+
+def focal_loss_of(estimator: object) -> FocalLoss:
+    """The :class:`FocalLoss` of an estimator's ``focal_alpha``, ``focal_gamma`` and ``focal_hessian``.
+
+    The scikit-learn estimators of every engine build their loss here, so a
+    bad value raises an error that names the estimator's parameter.
+    """
+    alpha = V.check_alpha(estimator.focal_alpha, "focal_alpha")
+    gamma = V.check_gamma(estimator.focal_gamma, "focal_gamma")
+    hessian = V.check_hessian(estimator.focal_hessian, HESSIAN_POLICIES, "focal_hessian")
+    return FocalLoss(alpha, gamma, hessian=hessian)
 
 
 _EMPTY = np.empty(0, dtype=np.float64)

@@ -31,6 +31,13 @@ def check_gamma(gamma: object, name: str = "gamma") -> float:
     return gamma
 
 
+def check_hessian(hessian: object, policies: object, name: str = "hessian") -> str:
+    """A Hessian policy name from ``policies``."""
+    if not isinstance(hessian, str) or hessian not in policies:
+        raise ValueError(f"{name} must be one of {sorted(policies)}, got {hessian!r}")
+    return hessian
+
+
 def _as_1d(x: object, name: str) -> np.ndarray:
     if x is None:
         raise TypeError(f"{name} is required, got None")

@@ -66,8 +66,7 @@ import dask.dataframe as dd
 import distributed
 import numpy as np
 
-from gbfocal import _validation as V
-from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss
+from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, focal_loss_of
 
 # The estimators subclass the engines' Dask classes, so each engine is imported
 # here; a missing engine leaves the other one's half of this module usable.
@@ -433,14 +432,6 @@ def _check_proba(est: Any, modes: Sequence[str]) -> None:
         raise ValueError(f"focal_proba must be one of {list(modes)}, got {est.focal_proba!r}")
 
 
-def _focal_loss_of(est: Any) -> FocalLoss:
-    alpha = V.check_alpha(est.focal_alpha, "focal_alpha")
-    gamma = V.check_gamma(est.focal_gamma, "focal_gamma")
-    if not isinstance(est.focal_hessian, str) or est.focal_hessian not in HESSIAN_POLICIES:
-        raise ValueError(f"focal_hessian must be one of {sorted(HESSIAN_POLICIES)}, got {est.focal_hessian!r}")
-    return FocalLoss(alpha, gamma, hessian=est.focal_hessian)
-
-
 def _map_rows(X: Any, fn: Any, model: Any, *, proba: bool, dtype: Any) -> Any:
     """``fn(block, model)`` over the row partitions of ``X``; a dask array of shape ``(n,)`` or ``(n, 2)``.
 
@@ -532,7 +523,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
 
     def focal_loss(self) -> FocalLoss:
         """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return _focal_loss_of(self)
+        return focal_loss_of(self)
 
     def get_xgb_params(self) -> dict[str, Any]:
         """XGBoost's parameters for the booster: everything but the ``focal_*`` ones."""
@@ -681,13 +672,13 @@ class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
         if stage == "fit":
             if all(given.get(k) is None for k in _gfl._aliases("metric")):
                 params["metric"] = "None"  # the regressor's default, l2, means nothing here
-            self._objective = _gfl.FocalObjective(_focal_loss_of(self), params.get("num_threads"))
+            self._objective = _gfl.FocalObjective(focal_loss_of(self), params.get("num_threads"))
             params["objective"] = self._objective
         return params
 
     def fit(self, X: Any, y: Any, eval_metric: Any = None, callbacks: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         # lightgbm.dask puts the worker's thread count in num_threads; the metric uses as many
-        metric = _gfl._SklearnFocalMetric(_focal_loss_of(self), _gfl._threads_from_params(self.get_params()))
+        metric = _gfl._SklearnFocalMetric(focal_loss_of(self), _gfl._threads_from_params(self.get_params()))
         user = [] if eval_metric is None else (list(eval_metric) if isinstance(eval_metric, list) else [eval_metric])
         return super().fit(
             X,
@@ -744,7 +735,7 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
 
     def focal_loss(self) -> FocalLoss:
         """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return _focal_loss_of(self)
+        return focal_loss_of(self)
 
     def fit(  # type: ignore[override]
         self,

@@ -54,8 +54,7 @@ import lightgbm as lgb
 import numpy as np
 from lightgbm.basic import _ConfigAliases
 
-from gbfocal import _validation as V
-from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
+from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, focal_loss_of
 
 __all__ = [
     "PROBA_MODES",
@@ -592,11 +591,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
     def focal_loss(self) -> FocalLoss:
         """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        alpha = V.check_alpha(self.focal_alpha, "focal_alpha")
-        gamma = V.check_gamma(self.focal_gamma, "focal_gamma")
-        if not isinstance(self.focal_hessian, str) or self.focal_hessian not in HESSIAN_POLICIES:
-            raise ValueError(f"focal_hessian must be one of {sorted(HESSIAN_POLICIES)}, got {self.focal_hessian!r}")
-        return FocalLoss(alpha, gamma, hessian=self.focal_hessian)
+        return focal_loss_of(self)
 
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
