@@ -32,23 +32,9 @@ import time
 from functools import partial
 
 import numpy as np
+from numpy_focal import numpy_gradient_hessian
 
 from gbfocal import FocalLoss
-
-
-def numpy_gradient_hessian(y, z, alpha, gamma):
-    """The same formulas, written as a careful NumPy user would (stable log-sigmoid)."""
-    z = z.astype(np.float64)
-    s = 2.0 * y - 1.0
-    t = s * z
-    alpha_t = np.where(y == 1, alpha, 1.0 - alpha)
-    p = 1.0 / (1.0 + np.exp(-t))
-    q = 1.0 / (1.0 + np.exp(t))
-    nlp = np.logaddexp(0.0, -t)
-    qg = q**gamma
-    grad = -s * alpha_t * qg * (gamma * p * nlp + q)
-    hess = alpha_t * p * qg * (gamma * gamma * p * nlp + (1.0 + 2.0 * gamma) * q)
-    return grad, np.maximum(hess, 1e-16)
 
 
 def _copy(outs, ins):
