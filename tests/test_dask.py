@@ -104,7 +104,7 @@ def _compile_at(start_at: float):
     from gbfocal import FocalLoss, _cpu
 
     g, _ = FocalLoss().gradient_hessian(np.array([0.0, 1.0, 1.0]), np.array([-1.0, 0.5, 3.0], dtype=np.float32))
-    stats = _cpu.gradient_hessian_kernel.stats
+    stats = _cpu.gradient_hessian_kernel32.stats  # float32 margins: the float32 kernel
     return t0, time.time(), sum(stats.cache_misses.values()), sum(stats.cache_hits.values()), stats.cache_path, g
 
 

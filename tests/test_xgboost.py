@@ -19,6 +19,7 @@ import pytest
 xgb = pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
 
+import scipy.sparse  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
@@ -428,8 +429,33 @@ def test_classifier_bad_inputs():
 # --------------------------------------------------------------------------- scikit-learn's checks
 
 
+# XGBoost takes float32 gradients: a row of weight 3 contributes round32(3 g), three copies of the
+# row contribute 3 round32(g) (summed in double). The two models agree to float32 round-off
+# (tested below), not always to this check's rtol of 1e-7 (measured: 2.6e-7 on 2 of 15 margins).
+_XFAIL = dict.fromkeys(
+    ["check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data"],
+    "float32 gradients: weighted and repeated rows round differently; "
+    "test_sample_weight_equals_repeated_rows_to_float32_roundoff checks the equivalence",
+)
 # Materialised: scikit-learn < 1.6 hands pytest a generator here, which pytest >= 9 rejects.
-_CHECKS = parametrize_with_checks([_clf(n_estimators=5)])
+try:
+    _CHECKS = parametrize_with_checks([_clf(n_estimators=5)], expected_failed_checks=lambda est: _XFAIL)
+except TypeError:  # scikit-learn < 1.6 has no expected_failed_checks
+    _CHECKS = parametrize_with_checks([_clf(n_estimators=5)])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sample_weight_equals_repeated_rows_to_float32_roundoff(sparse):
+    rng = np.random.default_rng(42)
+    X, y = rng.random((200, 6)), (rng.random(200) < 0.3).astype(int)
+    X[X < 0.4] = 0.0
+    if sparse:
+        X = scipy.sparse.csr_matrix(X)
+    sw = rng.integers(0, 5, size=200)
+    weighted = _clf(n_estimators=20).fit(X, y, sample_weight=sw)
+    repeated = _clf(n_estimators=20).fit(X[np.repeat(np.arange(200), sw)], np.repeat(y, sw))
+    np.testing.assert_allclose(weighted.decision_function(X), repeated.decision_function(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(_CHECKS.args[0], list(_CHECKS.args[1]), **_CHECKS.kwargs)
