@@ -2,7 +2,12 @@
 
 Prints, measured side by side in one run (median of ``--repeat`` runs each):
 
-* rows/s of gbfocal's ``gradient_hessian`` (Numba kernels, ``--threads``),
+* rows/s of gbfocal's ``gradient_hessian`` (Numba kernels, ``--threads``)
+  as the engine adapters call it: labels validated and converted once
+  (``PreparedRows``), output buffers reused,
+* rows/s of the one-off ``FocalLoss.gradient_hessian(y, z, ...)`` call, which
+  validates the labels on every call (and, for float32 margins, converts
+  float64 labels to float32),
 * rows/s of a plain NumPy implementation of the same formulas,
 * rows/s of a NumPy copy of the same bytes (read y and z, write two arrays:
   the memory-bandwidth limit of any implementation),
@@ -35,6 +40,7 @@ import numpy as np
 from numpy_focal import numpy_gradient_hessian
 
 from gbfocal import FocalLoss
+from gbfocal._loss import PreparedRows
 
 
 def _copy(outs, ins):
@@ -57,7 +63,10 @@ def throughput(rows: int, repeat: int, threads: int) -> None:
     y = (rng.random(rows) < 0.05).astype(np.float64)
     z64 = rng.normal(-3.0, 3.0, rows)
     print(f"rows={rows:,} threads={threads} repeat={repeat} (median times)")
-    header = f"{'dtype':>7} {'gamma':>5} | {'gbfocal Mrows/s':>15} {'numpy Mrows/s':>13} {'copy Mrows/s':>12} |"
+    header = (
+        f"{'dtype':>7} {'gamma':>5} | {'gbfocal Mrows/s':>15} {'one-off call':>12} {'numpy Mrows/s':>13}"
+        f" {'copy Mrows/s':>12} |"
+    )
     print(header + f" {'gbfocal/numpy':>13} {'copy/gbfocal':>12}")
     for dtype in (np.float64, np.float32):
         z = z64.astype(dtype)
@@ -65,13 +74,16 @@ def throughput(rows: int, repeat: int, threads: int) -> None:
         copy_a, copy_b = np.empty(rows), np.empty_like(z)
         for gamma in (2.0, 1.7):
             loss = FocalLoss(0.25, gamma)
-            kernel = partial(loss.gradient_hessian, y, z, gradient_out=out_a, hessian_out=out_b, n_threads=threads)
-            t_gb = _median_time(kernel, repeat)
+            rows_once = PreparedRows(y)
+            t_gb = _median_time(partial(rows_once.gradient_hessian, loss, z, threads), repeat)
+            one_off = partial(loss.gradient_hessian, y, z, gradient_out=out_a, hessian_out=out_b, n_threads=threads)
+            t_once = _median_time(one_off, repeat)
             t_np = _median_time(partial(numpy_gradient_hessian, y, z, 0.25, gamma), max(1, repeat // 2))
             t_cp = _median_time(partial(_copy, (copy_a, copy_b), (y, z)), repeat)
             mr = rows / 1e6
             print(
-                f"{np.dtype(dtype).name:>7} {gamma:>5} | {mr / t_gb:>15.1f} {mr / t_np:>13.1f} {mr / t_cp:>12.1f} |"
+                f"{np.dtype(dtype).name:>7} {gamma:>5} | {mr / t_gb:>15.1f} {mr / t_once:>12.1f} {mr / t_np:>13.1f}"
+                f" {mr / t_cp:>12.1f} |"
                 f" {t_np / t_gb:>12.1f}x {t_gb / t_cp:>11.2f}x"
             )
 
