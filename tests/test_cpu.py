@@ -20,74 +20,62 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @njit
-def _exp_neg_array(a, out):
+def _exp_neg_array(exp_neg, a, out):
     for i in range(a.shape[0]):
-        out[i] = C.exp_neg(a[i])
+        out[i] = exp_neg(a[i])
 
 
 @njit
-def _log1p_array(e, out):
+def _log1p_array(log1p_unit, as_float, e, out):
     for i in range(e.shape[0]):
-        out[i] = C.log1p_unit(e[i], 1.0 / (2.0 + e[i]))
+        out[i] = log1p_unit(e[i], as_float(1.0) / (as_float(2.0) + e[i]))
 
 
-def test_exp_neg_matches_libm():
-    a = np.concatenate([np.linspace(0, 760, 400_001), np.geomspace(1e-300, 1, 2000), [0.0, 745.13, 745.2, 1e4, 1e300]])
-    out = np.empty_like(a)
-    _exp_neg_array(a, out)
-    ref = np.exp(-a)
-    normal = ref >= np.finfo(np.float64).tiny
-    assert np.max(np.abs(out[normal] - ref[normal]) / ref[normal]) < 4e-16
-    # subnormal results keep their absolute accuracy
-    assert np.max(np.abs(out[~normal] - ref[~normal])) <= 1e-323
-    assert out[-1] == 0.0 and out[-2] == 0.0
-
-
-def test_log1p_unit_matches_libm():
-    e = np.concatenate([np.linspace(0, 1, 200_001), np.geomspace(1e-307, 1, 5000)])
-    out = np.empty_like(e)
-    _log1p_array(e, out)
-    ref = np.log1p(e)
-    nz = ref > 0
-    assert np.max(np.abs(out[nz] - ref[nz]) / ref[nz]) < 8e-16  # a few ulp
-    assert out[0] == 0.0
-
-
-@njit
-def _exp_neg32_array(a, out):
-    for i in range(a.shape[0]):
-        out[i] = C.exp_neg32(a[i])
-
-
-@njit
-def _log1p32_array(e, out):
-    for i in range(e.shape[0]):
-        out[i] = C.log1p_unit32(e[i], np.float32(1.0) / (np.float32(2.0) + e[i]))
+_PRIMITIVES = {
+    np.float64: (C.exp_neg, C.log1p_unit, C.as_float),
+    np.float32: (C.exp_neg32, C.log1p_unit32, C.as_float32),
+}
 
 
 F32_TINY = float(np.finfo(np.float32).tiny)
 F32_EPS = float(np.finfo(np.float32).eps)
 
+_EXP_CASES = {  # dtype: (arguments, relative bound on normal results, absolute bound on subnormal ones)
+    np.float64: (
+        [np.linspace(0, 760, 400_001), np.geomspace(1e-300, 1, 2000), [0.0, 745.13, 745.2, 1e4, 1e300]],
+        4e-16,
+        1e-323,
+    ),
+    np.float32: (
+        [np.linspace(0, 110, 400_001), np.geomspace(1e-30, 1, 2000), [103.97, 104.0, 1e4, 3e38]],
+        3 * F32_EPS,
+        2e-45,
+    ),
+}
 
-def test_exp_neg32_matches_libm():
-    a = np.concatenate([np.linspace(0, 110, 400_001), np.geomspace(1e-30, 1, 2000), [103.97, 104.0, 1e4, 3e38]])
-    a = a.astype(np.float32)
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_neg_matches_libm(dtype):
+    """exp_neg (float64) and exp_neg32 (float32) against NumPy's exp in float64."""
+    parts, rel, subnormal_abs = _EXP_CASES[dtype]
+    a = np.concatenate(parts).astype(dtype)
     out = np.empty_like(a)
-    _exp_neg32_array(a, out)
+    _exp_neg_array(_PRIMITIVES[dtype][0], a, out)
     ref = np.exp(-a.astype(np.float64))
-    normal = ref >= F32_TINY
-    assert np.max(np.abs(out[normal] - ref[normal]) / ref[normal]) < 3 * F32_EPS
-    assert np.max(np.abs(out[~normal] - ref[~normal])) <= 2e-45  # subnormals: absolute accuracy
+    normal = ref >= np.finfo(dtype).tiny
+    assert np.max(np.abs(out[normal] - ref[normal]) / ref[normal]) < rel
+    assert np.max(np.abs(out[~normal] - ref[~normal])) <= subnormal_abs  # subnormals: absolute accuracy
     assert out[-1] == 0.0 and out[-2] == 0.0
 
 
-def test_log1p_unit32_matches_libm():
-    e = np.concatenate([np.linspace(0, 1, 200_001), np.geomspace(1e-38, 1, 5000)]).astype(np.float32)
+@pytest.mark.parametrize("dtype, smallest, rel", [(np.float64, 1e-307, 8e-16), (np.float32, 1e-38, 3 * F32_EPS)])
+def test_log1p_unit_matches_libm(dtype, smallest, rel):
+    e = np.concatenate([np.linspace(0, 1, 200_001), np.geomspace(smallest, 1, 5000)]).astype(dtype)
     out = np.empty_like(e)
-    _log1p32_array(e, out)
+    _log1p_array(*_PRIMITIVES[dtype][1:], e, out)
     ref = np.log1p(e.astype(np.float64))
     nz = ref > 0
-    assert np.max(np.abs(out[nz] - ref[nz]) / ref[nz]) < 3 * F32_EPS
+    assert np.max(np.abs(out[nz] - ref[nz]) / ref[nz]) < rel  # a few ulp
     assert out[0] == 0.0
 
 
