@@ -166,7 +166,9 @@ class FocalLoss:
         this process may use.
         """
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
-        return self._gradient_hessian_checked(y, z, w, gradient_out, hessian_out, n_threads)
+        grad = np.empty_like(z) if gradient_out is None else V.check_out(gradient_out, z, "gradient_out")
+        hess = np.empty_like(z) if hessian_out is None else V.check_out(hessian_out, z, "hessian_out")
+        return self._gradient_hessian_checked(y, z, w, grad, hess, n_threads)
 
     def mean_loss(
         self,
@@ -268,10 +270,11 @@ class FocalLoss:
         w = V.as_weights(sample_weight, y.shape[0])
         return y, z, _or_empty(w)
 
-    def _gradient_hessian_checked(self, y, z, w, gradient_out, hessian_out, n_threads):
-        """Skips label/weight validation (done once by the caller); margins are still checked."""
-        grad = np.empty_like(z) if gradient_out is None else V.check_out(gradient_out, z, "gradient_out")
-        hess = np.empty_like(z) if hessian_out is None else V.check_out(hessian_out, z, "hessian_out")
+    def _gradient_hessian_checked(self, y, z, w, grad, hess, n_threads):
+        """Into ``grad``/``hess`` (z's dtype, or float32 for float64 z: stored rounded); margins are checked.
+
+        Skips label/weight validation (done once by the caller).
+        """
         cpu = _kernels()
         if z.dtype == np.float32:  # float32 arithmetic, twice the vector lanes (see gbfocal._cpu)
             kernel, alpha, gamma = cpu.gradient_hessian_kernel32, np.float32(self._alpha), np.float32(self._gamma)
@@ -322,7 +325,7 @@ class PreparedRows:
         self.y = V.as_labels(y_true)
         self.n_rows = self.y.shape[0]
         self.w = _or_empty(V.as_weights(sample_weight, self.n_rows))
-        self._buffers: dict[np.dtype, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._buffers: dict[tuple[np.dtype, np.dtype], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w}
@@ -336,14 +339,27 @@ class PreparedRows:
         return z
 
     def gradient_hessian(
-        self, loss: FocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None
+        self,
+        loss: FocalLoss,
+        raw_prediction: np.ndarray,
+        n_threads: int | None = None,
+        out_dtype: type | np.dtype | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``loss.gradient_hessian`` into buffers owned by this object (overwritten next call)."""
+        """``loss.gradient_hessian`` into buffers owned by this object (overwritten next call).
+
+        ``out_dtype=np.float32`` with float64 margins computes in float64 and
+        stores the results rounded to float32, for an engine that converts
+        gradients to float32 anyway (LightGBM): the same values, without the
+        engine's copy. Default: the margins' dtype.
+        """
         z = self.margins(raw_prediction)
-        bufs = self._buffers.get(z.dtype)
+        out = z.dtype if out_dtype is None else np.dtype(out_dtype)
+        if out not in (z.dtype, np.dtype(np.float32)):
+            raise ValueError(f"out_dtype must be None, float32 or the margins' dtype {z.dtype}, got {out}")
+        bufs = self._buffers.get((z.dtype, out))
         if bufs is None:  # gradient, Hessian and the labels in the kernel's dtype
             y = self.y.astype(np.float32) if z.dtype == np.float32 else self.y
-            bufs = self._buffers[z.dtype] = (np.empty_like(z), np.empty_like(z), y)
+            bufs = self._buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out), y)
         return loss._gradient_hessian_checked(bufs[2], z, self.w, bufs[0], bufs[1], n_threads)
 
     def mean_loss(self, loss: FocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:

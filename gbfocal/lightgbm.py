@@ -232,7 +232,10 @@ class FocalObjective:
     including any ``init_score``); labels (0/1) and weights come from
     ``train_data``. Returns the gradient and Hessian (under the loss's Hessian
     policy) with respect to the margin, each of shape ``(n,)``, in buffers
-    reused across rounds (LightGBM copies them at once). Picklable.
+    reused across rounds (LightGBM copies them at once). Computed in float64;
+    without sample weights they are returned rounded to float32, which
+    LightGBM would otherwise do itself in a copy every round (its trees use
+    float32 gradients). Picklable.
     """
 
     __slots__ = ("_cache", "loss", "n_threads")
@@ -245,7 +248,10 @@ class FocalObjective:
     def __call__(self, preds: np.ndarray, train_data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
         z = _binary_margins(preds)
         rows = self._cache.get(*_label_and_weight(train_data))
-        return rows.gradient_hessian(self.loss, z, self.n_threads)
+        # float32 out: LightGBM would round the float64 values to float32 itself, in a copy per round.
+        # Not with weights: the kernel applies them to the stored values, which would round twice.
+        out_dtype = np.float32 if rows.w.shape[0] == 0 else None
+        return rows.gradient_hessian(self.loss, z, self.n_threads, out_dtype=out_dtype)
 
     def __repr__(self) -> str:
         return f"gbfocal.lightgbm.objective({self.loss!r}, n_threads={self.n_threads!r})"

@@ -227,12 +227,18 @@ def test_prepared_rows_follow_the_dataset():
     loss = FocalLoss(0.25, 2.0)
     obj = gfl.objective(loss)
     dtrain = lgb.Dataset(X, y, params={"verbosity": -1}).construct()
-    np.testing.assert_array_equal(obj(z, dtrain)[0], loss.gradient_hessian(y, z)[0])
+    # unweighted: float64 values rounded once to float32 (what LightGBM would do to them itself)
+    g, h = obj(z, dtrain)
+    assert g.dtype == h.dtype == np.float32
+    np.testing.assert_array_equal(g, loss.gradient_hessian(y, z)[0].astype(np.float32))
+    np.testing.assert_array_equal(h, loss.gradient_hessian(y, z)[1].astype(np.float32))
     dtrain.set_label(1.0 - y)  # a new label array: prepared again
-    np.testing.assert_array_equal(obj(z, dtrain)[0], loss.gradient_hessian(1.0 - y, z)[0])
+    np.testing.assert_array_equal(obj(z, dtrain)[0], loss.gradient_hessian(1.0 - y, z)[0].astype(np.float32))
     w = np.linspace(0.5, 1.5, y.shape[0])
     dtrain.set_weight(w)
-    np.testing.assert_allclose(obj(z, dtrain)[0], loss.gradient_hessian(1.0 - y, z, w)[0], rtol=1e-7)
+    g, _ = obj(z, dtrain)  # weighted: float64, so that w * g is rounded once, by LightGBM
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g, loss.gradient_hessian(1.0 - y, z, w)[0], rtol=1e-7)
     del dtrain
     gc.collect()
     assert not obj._cache._entries  # buffers go with the Dataset

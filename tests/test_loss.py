@@ -188,6 +188,20 @@ def test_threads_do_not_change_results():
     assert loss.mean_loss(y, z, n_threads=4) == pytest.approx(loss.mean_loss(y, z, n_threads=1), rel=1e-12)
 
 
+def test_prepared_rows_float32_out_from_float64_margins_is_the_rounded_float64_result():
+    y, z = _data()
+    loss = FocalLoss(0.25, 2.0)
+    rows = PreparedRows(y)
+    g, h = rows.gradient_hessian(loss, z, out_dtype=np.float32)
+    assert g.dtype == h.dtype == np.float32
+    ref = loss.gradient_hessian(y, z)
+    np.testing.assert_array_equal(g, ref[0].astype(np.float32))
+    np.testing.assert_array_equal(h, ref[1].astype(np.float32))
+    assert rows.gradient_hessian(loss, z)[0].dtype == np.float64  # buffers kept per (margin, output) dtype
+    with pytest.raises(ValueError, match="out_dtype"):
+        rows.gradient_hessian(loss, z.astype(np.float32), out_dtype=np.float64)
+
+
 def test_prepared_rows_match_public_api_and_reuse_buffers():
     y, z = _data()
     w = np.linspace(0.5, 2, y.size)
