@@ -159,8 +159,8 @@ def log1p_unit(e, inv_2pe):
     return 2.0 * s * poly
 
 
-#: Margin beyond which gradient and Hessian no longer change (see gradient_hessian_row).
-Z_SATURATED = 1e20
+#: :data:`gbfocal._formulas.Z_SATURATED`, as a module global so float32_twin retypes it.
+Z_SATURATED = F.Z_SATURATED
 
 
 @_inline
@@ -190,7 +190,7 @@ def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
 
     Both are constant beyond |z| = :data:`Z_SATURATED` (σ has saturated in
     either precision), so the margin is clamped there: that keeps the exact
-    Hessian's ``γ q ℓ`` finite in float32 for margins up to float32's max.
+    Hessian's ``γ q ℓ`` finite for margins up to the float type's maximum.
     """
     z = min(max(z, -Z_SATURATED), Z_SATURATED)
     s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)

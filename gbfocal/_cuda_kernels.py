@@ -56,7 +56,8 @@ def row_terms(y, z, alpha, gamma, gamma_int):
 
 @device
 def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
-    """(dFL/dz, d²FL/dz² under ``policy``) for one row."""
+    """(dFL/dz, d²FL/dz² under ``policy``) for one row; the margin clamped where both saturate."""
+    z = min(max(z, -F.Z_SATURATED), F.Z_SATURATED)
     s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
     g = s * focal_grad_t(alpha_t, gamma, p, q, qg, nlp)
     return g, focal_hess_t(alpha_t, gamma, p, q, qg, nlp, policy)

@@ -41,6 +41,12 @@ HESSIAN_POSITIVE = 1
 HESSIAN_ABS = 2
 HESSIAN_CLIP = 3
 
+#: Margin beyond which gradient and Hessian no longer change in float32 or
+#: float64 (σ(±z) has saturated to 0 and 1). Kernels clamp |z| here, which
+#: keeps the exact Hessian's ``γ q ℓ`` finite for every finite margin (ℓ ~ |z|
+#: would overflow near float32's and float64's largest values).
+Z_SATURATED = 1e20
+
 #: Smallest Hessian a non-exact policy returns, before sample weights. XGBoost's
 #: own ``binary:logistic`` floors ``p (1 - p)`` at the same value.
 HESSIAN_FLOOR = 1e-16

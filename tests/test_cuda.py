@@ -38,6 +38,8 @@ CASES = [
 #: Margins every case sees with both labels: the stable-log-sigmoid cut-offs and the far tails.
 SPECIAL = [0.0, -0.0, 1e-8, -1e-8, 2.4, -2.4, 40.0, -40.0, 745.0, -745.0, 746.0, -746.0, 1e4, -1e4]
 N_ROWS = 1500
+HUGE_Z = np.array([1.7e308, -1.7e308, 1.7e308, -1.7e308])
+HUGE_Y = np.array([1.0, 1.0, 0.0, 0.0])
 F32_EPS = float(np.finfo(np.float32).eps)
 
 
@@ -104,6 +106,11 @@ def _run_cases(C) -> dict[str, np.ndarray]:
     small = C.DeviceRows(PreparedRows(np.array([1.0, 0.0, 1.0])))
     g5, _ = C.gradient_hessian(loss, small, np.array([0.5, -3.0, 800.0]))
     out["grad_small"] = _host(g5)
+
+    # the largest margins: clamped where gradient and Hessian saturate, so the exact Hessian stays finite
+    huge = C.DeviceRows(PreparedRows(HUGE_Y))
+    g6, h6 = C.gradient_hessian(FocalLoss(0.25, 2.0, hessian="exact"), huge, HUGE_Z)
+    out["grad_huge"], out["hess_huge"] = _host(g6), _host(h6)
 
     # errors: the CPU path's messages
     bad = z.copy()
@@ -187,6 +194,10 @@ def _check_against_cpu(res: dict[str, np.ndarray], rtol: float) -> None:
     assert res["caller_buffers"].all()
     g_small, _ = loss.gradient_hessian(np.array([1.0, 0.0, 1.0]), np.array([0.5, -3.0, 800.0]))
     _assert_close(res["grad_small"], g_small, rtol, 0.0, "three rows")
+    g_huge, h_huge = FocalLoss(0.25, 2.0, hessian="exact").gradient_hessian(HUGE_Y, HUGE_Z)
+    assert np.isfinite(res["grad_huge"]).all() and np.isfinite(res["hess_huge"]).all()
+    np.testing.assert_array_equal(res["grad_huge"], g_huge)
+    np.testing.assert_array_equal(res["hess_huge"], h_huge)
 
 
 def _check_errors(res: dict[str, np.ndarray]) -> None:

@@ -188,6 +188,20 @@ def test_threads_do_not_change_results():
     assert loss.mean_loss(y, z, n_threads=4) == pytest.approx(loss.mean_loss(y, z, n_threads=1), rel=1e-12)
 
 
+@pytest.mark.parametrize("hessian", ["exact", "positive", "abs", "clip"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_largest_finite_margins_give_saturated_finite_values(hessian, dtype):
+    big = float(np.finfo(dtype).max)
+    z = np.array([big, -big, 1e20, -1e20, 1e6, -1e6], dtype=dtype)
+    y = np.array([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    g, h = FocalLoss(0.25, 2.0, hessian=hessian).gradient_hessian(y, z)
+    assert np.isfinite(g).all() and np.isfinite(h).all()
+    # correct class far away: no pull; wrong class far away: pull -α_t (y = 1) and +α_t (y = 0)
+    np.testing.assert_array_equal(g, np.array([0.0, -0.25, 0.75, 0.0, 0.0, 0.0], dtype=dtype))
+    if hessian != "exact":
+        assert (h > 0).all()
+
+
 def test_prepared_rows_float32_out_from_float64_margins_is_the_rounded_float64_result():
     y, z = _data()
     loss = FocalLoss(0.25, 2.0)
