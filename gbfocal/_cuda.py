@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from gbfocal import _validation as V
-from gbfocal._loss import FocalLoss, PreparedRows
+from gbfocal._loss import FocalLoss, PreparedRows, check_loss
 
 INSTALL_HINT = (
     "install the GPU extra, pip install 'gbfocal[gpu]' (numba-cuda and CuPy for CUDA 12), "
@@ -247,8 +247,7 @@ def _out(be: _Backend, out: object, like: object, n_rows: int, name: str) -> tup
 
 
 def _check_args(loss: object, device_rows: object) -> None:
-    if not isinstance(loss, FocalLoss):
-        raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+    check_loss(loss)
     if not isinstance(device_rows, DeviceRows):
         raise TypeError(f"device_rows must be a gbfocal._cuda.DeviceRows, got {type(device_rows).__name__}")
 

@@ -296,6 +296,13 @@ class FocalLoss:
         return total / wsum
 
 
+def check_loss(loss: object) -> FocalLoss:
+    """``loss`` itself if it is a :class:`FocalLoss`; the engine adapters' argument check."""
+    if not isinstance(loss, FocalLoss):
+        raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+    return loss
+
+
 def focal_loss_of(estimator: object) -> FocalLoss:
     """The :class:`FocalLoss` of an estimator's ``focal_alpha``, ``focal_gamma`` and ``focal_hessian``.
 

@@ -66,7 +66,7 @@ import dask.dataframe as dd
 import distributed
 import numpy as np
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, focal_loss_of
+from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, check_loss, focal_loss_of
 
 # The estimators subclass the engines' Dask classes, so each engine is imported
 # here; a missing engine leaves the other one's half of this module usable.
@@ -102,12 +102,6 @@ _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 
 def _client(client: distributed.Client | None) -> distributed.Client:
     return client if client is not None else distributed.default_client()
-
-
-def _check_loss(loss: object) -> FocalLoss:
-    if not isinstance(loss, FocalLoss):
-        raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
-    return loss
 
 
 def _vector_parts(coll: Any, name: str) -> list:
@@ -213,7 +207,7 @@ def init_score(
     equal to ``loss.init_score(y.compute(), sample_weight.compute())`` (exactly
     when the weight totals are exact sums, as with unit or integer weights).
     """
-    loss = _check_loss(loss)
+    loss = check_loss(loss)
     w_pos, w_neg = class_weight_totals(y, sample_weight, client=client, weight_dtype=weight_dtype)
     return loss.init_score_from_totals(w_pos, w_neg)
 
@@ -251,7 +245,7 @@ def xgboost_base_score(loss: FocalLoss, dtrain: Any, *, client: distributed.Clie
     _require_xgboost()
     from scipy.special import expit
 
-    loss = _check_loss(loss)
+    loss = check_loss(loss)
     client = _client(client)
     parts = [future for futures in dtrain.worker_map.values() for future in futures]
     if not parts:
@@ -355,7 +349,7 @@ def xgboost_train(
     ``booster.predict`` gives probabilities, ``output_margin=True`` margins.
     """
     _require_xgboost()
-    loss = _check_loss(loss)
+    loss = check_loss(loss)
     return _train_xgboost(_client(client), loss, params, dtrain, num_boost_round, evals, True, train_kwargs)
 
 

@@ -54,7 +54,7 @@ import lightgbm as lgb
 import numpy as np
 from lightgbm.basic import _ConfigAliases
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, focal_loss_of
+from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, check_loss, focal_loss_of
 
 __all__ = [
     "PROBA_MODES",
@@ -99,12 +99,6 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _check_loss(loss: object) -> FocalLoss:
-    if not isinstance(loss, FocalLoss):
-        raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
-    return loss
 
 
 def _check_n_threads(n_threads: object) -> int | None:
@@ -241,7 +235,7 @@ class FocalObjective:
     __slots__ = ("_cache", "loss", "n_threads")
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = _check_loss(loss)
+        self.loss = check_loss(loss)
         self.n_threads = _check_n_threads(n_threads)
         self._cache = _RowsCache()
 
@@ -277,7 +271,7 @@ class FocalMetric:
     name = "focal"
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = _check_loss(loss)
+        self.loss = check_loss(loss)
         self.n_threads = _check_n_threads(n_threads)
         self._cache = _RowsCache()
 
@@ -348,7 +342,7 @@ def predict_posterior(loss: FocalLoss, booster: lgb.Booster, data: Any, **predic
     (e.g. ``num_iteration``). The model file does not record α and γ, so the
     same ``loss`` must be given.
     """
-    loss = _check_loss(loss)
+    loss = check_loss(loss)
     return loss.posterior(np.ravel(booster.predict(data, raw_score=True, **predict_kwargs)))
 
 
@@ -479,7 +473,7 @@ def train(
         ``booster.predict(X, raw_score=True)`` gives raw margins of shape
         ``(n,)``; :func:`predict_posterior` gives P(y = 1 | x).
     """
-    loss = _check_loss(loss)
+    loss = check_loss(loss)
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of LightGBM parameters, got {type(params).__name__}")
     params = dict(params)

@@ -49,7 +49,7 @@ import xgboost as xgb
 from scipy.special import expit
 from xgboost.sklearn import XGBModel
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, focal_loss_of
+from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, check_loss, focal_loss_of
 
 __all__ = [
     "DEVICES",
@@ -145,11 +145,9 @@ class FocalObjective:
     """
 
     def __init__(self, loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> None:
-        if not isinstance(loss, FocalLoss):
-            raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+        self.loss = check_loss(loss)
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-        self.loss = loss
         self.device = device
         self.n_threads = _check_n_threads(n_threads)
         self._init_state()
@@ -199,11 +197,9 @@ class FocalMetric:
     """
 
     def __init__(self, loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> None:
-        if not isinstance(loss, FocalLoss):
-            raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+        self.loss = check_loss(loss)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
-        self.loss = loss
         self.name = name
         self.n_threads = _check_n_threads(n_threads)
         self._rows = _PerDMatrix()

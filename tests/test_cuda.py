@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _reference import hessian_term_scale
 
 from gbfocal import FocalLoss, PreparedRows
-from gbfocal import _formulas as F
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,17 +148,6 @@ def _assert_close(actual, desired, rtol, floor, what):
     assert np.all(err <= bound), f"{what}: row {worst}: {actual[worst]!r} vs CPU {desired[worst]!r}"
 
 
-def _hess_scale(y, z, alpha, gamma, w):
-    """Sum of the magnitudes of the exact Hessian's terms: its rounding error is relative to this."""
-    s = 2.0 * y - 1.0
-    t = s * z.astype(np.float64)
-    nlp, nlq = np.logaddexp(0.0, -t), np.logaddexp(0.0, t)
-    p, q = np.exp(-nlp), np.exp(-nlq)
-    alpha_t = np.where(y > 0.5, alpha, 1.0 - alpha)
-    scale = F.focal_hess_t_scale(alpha_t, gamma, p, q, np.exp(-gamma * nlq), nlp)
-    return scale if w is None else scale * w
-
-
 def _check_against_cpu(res: dict[str, np.ndarray], rtol: float) -> None:
     y, z, w = _data()
     for k, (alpha, gamma, hessian) in enumerate(CASES):
@@ -169,7 +158,7 @@ def _check_against_cpu(res: dict[str, np.ndarray], rtol: float) -> None:
         tiny = 1e-300  # subnormal tails: the CPU's polynomial exp and libm agree in absolute terms there
         _assert_close(res[f"grad{k}"], g, rtol, tiny, f"gradient, {what}")
         # positive is a sum of non-negative terms; the others cancel where the exact Hessian crosses 0
-        h_floor = tiny if hessian == "positive" else rtol * _hess_scale(y, z, alpha, gamma, weights) + tiny
+        h_floor = tiny if hessian == "positive" else rtol * hessian_term_scale(y, z, alpha, gamma, weights) + tiny
         _assert_close(res[f"hess{k}"], h, rtol, h_floor, f"Hessian, {what}")
         _assert_close(res[f"loss{k}"], loss.loss(y, z, weights), rtol, tiny, f"loss, {what}")
         assert res[f"mean{k}"] == pytest.approx(loss.mean_loss(y, z, weights), rel=rtol), what
