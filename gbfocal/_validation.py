@@ -126,3 +126,22 @@ def report_non_finite(count: int, name: str = "raw_prediction") -> None:
             f"{name} contains {count} NaN or infinite margin(s); the booster diverged or was fed bad "
             f"input (check the learning rate, base_score/init_score, and the features)"
         )
+
+
+def check_n_threads(n_threads: object, name: str = "n_threads") -> int | None:
+    """``None`` (every core this process may use) or a positive ``int``; anything else is refused.
+
+    Shared by :class:`~gbfocal.FocalLoss` and every engine adapter, so ``'2'``,
+    ``1.5``, ``True``, ``0`` and NaN get the same clear error everywhere
+    (an engine whose own convention maps ``<= 0`` to "all cores" converts
+    before calling this).
+    """
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(
+            f"{name} must be a positive int or None (every core), got {type(n_threads).__name__} {n_threads!r}"
+        )
+    if n_threads < 1:
+        raise ValueError(f"{name} must be a positive int or None (every core), got {n_threads!r}")
+    return int(n_threads)
