@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
         return status
     except KeyboardInterrupt:
-        print("\ngbfocal: interrupted", file=sys.stderr)
+        print("gbfocal: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
     except _Terminated:
         print("gbfocal: terminated", file=sys.stderr)
