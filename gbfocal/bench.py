@@ -62,6 +62,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -78,12 +79,14 @@ __all__ = [
     "ENGINES",
     "ENGINE_PARAMS",
     "GRIDS",
+    "MANIFEST",
     "METHODS",
     "METRICS",
     "PAIRS",
     "PROTOCOL",
     "BenchConfig",
     "BenchResult",
+    "BenchSetupError",
     "Candidate",
     "Split",
     "candidates",
@@ -136,6 +139,11 @@ ENGINE_PARAMS: dict[str, dict[str, Any]] = {
 }
 _ENGINE_PACKAGES = {"xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 _SCHEMA = "gbfocal-bench/1"
+#: The file, in the output folder, that lists what a run wrote there: the next run into that folder removes
+#: exactly those files (``overwrite=True``) and never anything else.
+MANIFEST = "gbfocal-manifest.json"
+_MANIFEST_SCHEMA = "gbfocal-bench-manifest/1"
+_MIN_MAX_ROWS = 50  # the smallest subsample (max_rows) a run accepts
 
 PROTOCOL = (
     f"Splits: per seed s, a stratified {1 - TEST_SIZE:.0%}/{TEST_SIZE:.0%} train/test split (random_state=s); "
@@ -168,6 +176,15 @@ PROTOCOL = (
 
 
 # ---------------------------------------------------------------------------- configuration
+
+
+class BenchSetupError(ValueError):
+    """A run that :func:`run_bench` refuses before training anything.
+
+    The output folder cannot be written or holds other files, or a dataset
+    has too few rows of a class for the stratified splits; the message says
+    what to change.
+    """
 
 
 @dataclass(frozen=True)
@@ -223,7 +240,7 @@ class BenchConfig:
         for name, minimum in (("seeds", 1), ("rounds", 1), ("early_stopping", 0)):
             _check_int(getattr(self, name), name, minimum)
         if self.max_rows is not None:
-            _check_int(self.max_rows, "max_rows", 50)
+            _check_int(self.max_rows, "max_rows", _MIN_MAX_ROWS)
         _check_int(self.threads, "threads", 1)
         if self.jobs is not None:
             _check_int(self.jobs, "jobs", 1)
@@ -336,6 +353,84 @@ def split_rows(y: np.ndarray, seed: int, test_size: float = TEST_SIZE, valid_siz
     train, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
     fit, valid = train_test_split(train, test_size=valid_size, stratify=y[train], random_state=seed)
     return Split(np.sort(fit), np.sort(valid), np.sort(test))
+
+
+def _split_shortfall(y: np.ndarray, seeds: int) -> str | None:
+    """Why the splits of seeds ``0 … seeds - 1`` do not all hold both classes in every part, or None.
+
+    Which rows of a class go to which part is random, but how many depends
+    only on the class counts and the seed, so counts decide it.
+    """
+    for seed in range(seeds):
+        try:
+            split = split_rows(y, seed)
+        except ValueError as exc:  # scikit-learn: a class with one row, or a part smaller than two rows
+            return f"the stratified split of seed {seed} fails ({exc})"
+        for part, rows in (("fitting", split.fit), ("validation", split.valid), ("test", split.test)):
+            n_pos = int(np.count_nonzero(y[rows]))
+            if n_pos in (0, rows.size):
+                return f"seed {seed}'s {part} part gets no {'positive' if n_pos == 0 else 'negative'} row"
+    return None
+
+
+def _counts_suffice(n_pos: int, n_neg: int, seeds: int) -> bool:
+    y = np.zeros(n_pos + n_neg, dtype=np.int8)
+    y[:n_pos] = 1
+    return _split_shortfall(y, seeds) is None
+
+
+def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
+    """Refuse a dataset whose stratified splits leave a part without positives (or negatives), naming the fix.
+
+    The fix offered is the smallest number of positives ``k`` for which every
+    seed's fitting, validation and test parts hold both classes and, where
+    ``max_rows`` took fewer rows than the dataset has, the smallest
+    ``max_rows`` that splits well (binary search: real data subsample as
+    :func:`gbfocal.datasets._subsample_counts` says; the synthetic data's
+    first rows do not depend on its size).
+    """
+    problem = _split_shortfall(data.y, config.seeds)
+    if problem is None:
+        return
+    n_pos, n_neg = data.n_positive, data.n_rows - data.n_positive
+    text = f"dataset {name!r} has {n_pos:,} positive rows of {data.n_rows:,}"
+    if n_pos == 0 or n_neg == 0 or n_pos > n_neg:
+        raise BenchSetupError(f"{text}: too few of one class for the stratified splits ({problem})")
+    need = next((k for k in range(n_pos + 1, n_pos + 1_000) if _counts_suffice(k, n_neg, config.seeds)), None)
+    text += f", too few for the stratified fitting/validation/test splits ({problem})"
+    if need is None:
+        raise BenchSetupError(f"{text}; it cannot be benchmarked with these splits")
+    text += f"; at least {need:,} positives are needed"
+    info = gd.DATASETS[name]
+    if info.package is None:  # synthetic: max_rows is its size; its first rows do not depend on it
+        y = gd.load(name, max_rows=max(20 * math.ceil(need / info.positive_rate), 2 * data.n_rows)).y
+        rows = _smallest_rows(lambda m: _split_shortfall(y[:m], config.seeds) is None, data.n_rows, y.size)
+    elif config.max_rows is not None and config.max_rows < info.n_rows and info.n_positive >= need:
+
+        def fits(m: int) -> bool:
+            n_pos, n_neg = gd._subsample_counts(info.n_positive, info.n_rows, m)
+            return _counts_suffice(n_pos, n_neg, config.seeds)
+
+        rows = _smallest_rows(fits, data.n_rows, info.n_rows)
+    else:
+        rows = None
+    if rows is None:
+        raise BenchSetupError(f"{text}, more than it has; it cannot be benchmarked with these splits")
+    every = "" if info.package is None else f", or 0 on the command line for all {info.n_rows:,} rows"
+    raise BenchSetupError(f"{text}: raise max_rows (--max-rows) to {max(rows, _MIN_MAX_ROWS):,} or more{every}")
+
+
+def _smallest_rows(fits: Callable[[int], bool], low: int, high: int) -> int | None:
+    """The smallest ``m`` in ``(low, high]`` with ``fits(m)`` (binary search, ``fits`` taken as monotone), or None."""
+    if not fits(high):
+        return None
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def score(y_true: np.ndarray, margin: np.ndarray, calibrated: np.ndarray | None = None) -> dict[str, float]:
@@ -621,15 +716,22 @@ def run_bench(
     config: BenchConfig | None = None,
     output: str | Path | None = None,
     *,
+    overwrite: bool = False,
     progress: bool = True,
     command: Sequence[str] | None = None,
 ) -> BenchResult:
     """Run the benchmark of ``config`` and, if ``output`` is a folder, write every result there.
 
     ``output`` receives ``results.json``, ``results.md``,
-    ``predictions/<dataset>.npz`` and the PNG plots (PR curves and reliability
-    diagram per dataset, ``ap_difference.png``). ``progress`` shows a bar on
-    stderr. ``command`` is recorded as the command line that ran.
+    ``predictions/<dataset>.npz``, the PNG plots (PR curves and reliability
+    diagram per dataset, ``ap_difference.png``) and :data:`MANIFEST`, the list
+    of those files. It is created if missing and must otherwise be empty: two
+    runs are never mixed in one folder. ``overwrite=True`` lets a run into a
+    non-empty folder remove what the previous run wrote there (the files its
+    manifest lists; without a manifest, files with the names a run writes)
+    once training is done, and nothing else: other files stay. ``progress``
+    shows a bar on stderr. ``command`` is recorded as the command line that
+    ran.
 
     The unit of work is one dataset × seed × engine (all methods, so a tuned
     method reuses the untuned fit it contains); ``config.jobs`` of them run
@@ -637,13 +739,27 @@ def run_bench(
 
     Raises
     ------
+    BenchSetupError
+        Before anything is trained: ``output`` is a file, cannot be created
+        or written, or is not empty and ``overwrite`` is false; or a dataset
+        has too few positive (or negative) rows for every part of the
+        stratified splits to hold both classes.
     ModuleNotFoundError
         When a requested engine, or the package of a requested dataset, is
         missing (before anything is trained).
     """
     config = BenchConfig() if config is None else config
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    folder = None if output is None else Path(output)
+    if folder is not None:
+        _check_output(folder, overwrite)
     _check_engines(config.engines)
     names, notes = _resolve_datasets(config)
+    # Every dataset is loaded and checked before the first fit: a run that cannot finish does not start.
+    loaded = {name: gd.load(name, max_rows=config.max_rows, random_state=0) for name in names}
+    for name, data in loaded.items():
+        _check_splits(name, data, config)
     n_tasks = len(names) * config.seeds * len(config.engines)
     jobs = max(1, min(config.jobs or _usable_cpus(), n_tasks))
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -657,7 +773,7 @@ def run_bench(
 
     def tasks() -> Iterator[_Task]:
         for name in names:
-            data = gd.load(name, max_rows=config.max_rows, random_state=0)
+            data = loaded.pop(name)
             dataset_info.append(_describe_dataset(name, data, config.max_rows))
             arrays = predictions[name] = {}
             for seed in range(config.seeds):
@@ -720,8 +836,8 @@ def run_bench(
         "paired": paired,
     }
     result = BenchResult(_json_safe(results), predictions)
-    if output is not None:
-        _write_outputs(result, Path(output))
+    if folder is not None:
+        _write_outputs(result, folder, overwrite)
     return result
 
 
@@ -762,6 +878,9 @@ _WORKER_QUEUE: Any = None
 def _init_worker(queue: Any) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
+    # Ctrl-C reaches the whole process group: the parent alone handles it and ends the workers, so that the
+    # terminal shows one line rather than a traceback per worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_task_in_worker(task: _Task) -> list[dict[str, Any]]:
@@ -803,12 +922,31 @@ def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[d
                 records += future.result()
         drain()
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Interrupted (Ctrl-C, or SIGTERM turned into an exception by the CLI) or a fit failed: the running
+        # fits would otherwise go on for minutes in orphaned workers.
+        _terminate_workers(pool)
         raise
     pool.shutdown()
     queue.close()
     queue.join_thread()
     return records
+
+
+def _terminate_workers(pool: Any) -> None:
+    """Shut ``pool`` (a ``ProcessPoolExecutor``) down and end its worker processes now, whatever they run."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    # shutdown() forgets the processes, so they are read first; before 3.14 there is no public way to them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+            process.kill()
 
 
 def _make_fold(data: gd.Dataset, split: Split) -> _Fold:
@@ -1024,7 +1162,88 @@ def _json_safe(value: Any) -> Any:
 # ---------------------------------------------------------------------------- outputs
 
 
-def _write_outputs(result: BenchResult, folder: Path) -> None:
+def _is_output_name(relative: str) -> bool:
+    """Whether ``relative`` ('/'-separated, inside the output folder) is a name a bench run writes."""
+    parts = relative.split("/")
+    if len(parts) == 2:
+        return parts[0] == "predictions" and parts[1].endswith(".npz") and parts[1][: -len(".npz")] in gd.DATASETS
+    if len(parts) != 1:
+        return False
+    name = parts[0]
+    if name in ("results.json", "results.md", "ap_difference.png", MANIFEST):
+        return True
+    for prefix in ("pr_", "reliability_"):
+        if name.startswith(prefix) and name.endswith(".png") and name[len(prefix) : -len(".png")] in gd.DATASETS:
+            return True
+    return False
+
+
+def _read_manifest(folder: Path) -> list[str] | None:
+    """The files the previous run recorded in ``folder``'s manifest; None without a readable one."""
+    try:
+        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = listed.get("files") if isinstance(listed, dict) and listed.get("schema") == _MANIFEST_SCHEMA else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return files
+
+
+def _previous_outputs(folder: Path) -> list[Path]:
+    """Files of a previous run in ``folder``: those its manifest lists, else those named as a run names them.
+
+    Either way only names a run writes qualify (:func:`_is_output_name`), so a
+    damaged or hand-edited manifest cannot point outside the folder.
+    """
+    listed = _read_manifest(folder)
+    if listed is None:
+        top = [p.name for p in folder.iterdir()]
+        inner = [f"predictions/{p.name}" for p in (folder / "predictions").glob("*")]
+        listed = top + inner
+    names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n)]
+    return [folder / n for n in names if (folder / n).is_symlink() or (folder / n).is_file()]
+
+
+def _check_output(folder: Path, overwrite: bool) -> None:
+    """Refuse, before any fit, an output folder the run could not write or would share with other files."""
+    if folder.exists() and not folder.is_dir():
+        raise BenchSetupError(f"output folder {str(folder)!r} is an existing file; choose another output folder")
+    if not folder.is_dir():
+        parent = folder.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise BenchSetupError(
+                f"cannot create output folder {str(folder)!r}: {str(parent)!r} is a file, not a folder; "
+                "choose another output folder"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BenchSetupError(
+                f"cannot create output folder {str(folder)!r}: no permission to write in {str(parent)!r}; "
+                "choose another output folder"
+            )
+        return
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BenchSetupError(
+            f"output folder {str(folder)!r} is not writable (no permission); choose another output folder"
+        )
+    if overwrite or next(folder.iterdir(), None) is None:
+        return
+    if _read_manifest(folder) is not None:
+        held = "the results of a previous gbfocal bench run"
+    else:
+        held = "files that no gbfocal bench run recorded (no " + MANIFEST + ")"
+    raise BenchSetupError(
+        f"output folder {str(folder)!r} is not empty: it holds {held}. Choose another output folder, or pass "
+        "--overwrite (Python: overwrite=True) to remove the previous run's files first (other files are kept)"
+    )
+
+
+def _write_outputs(result: BenchResult, folder: Path, overwrite: bool) -> None:
+    _check_output(folder, overwrite)  # again: the folder may have changed while the models trained
+    for path in _previous_outputs(folder) if folder.is_dir() else []:
+        path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "predictions").mkdir(exist_ok=True)
     files = []
@@ -1041,7 +1260,10 @@ def _write_outputs(result: BenchResult, folder: Path) -> None:
     (folder / "results.json").write_text(json.dumps(result.results, indent=1, allow_nan=False) + "\n")
     (folder / "results.md").write_text(render_markdown(result.results), encoding="utf-8")
     result.output = folder
-    result.files = ["results.json", "results.md", *files, *plots]
+    result.files = ["results.json", "results.md", *files, *plots, MANIFEST]
+    # Written last: a folder with a manifest holds one complete run, and the next run removes what it lists.
+    manifest = {"schema": _MANIFEST_SCHEMA, "started": result.results["started"], "files": result.files}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
 def _fmt(stats: dict[str, float | None], digits: int) -> str:

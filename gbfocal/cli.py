@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from gbfocal import __version__
 from gbfocal import bench as _bench
@@ -25,14 +29,73 @@ _DEFAULT = {"seeds": 5, "rounds": 300, "early_stopping": 30, "grid": "small"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gbfocal`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the ``gbfocal`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Ctrl-C ends the command with status 130 and SIGTERM with 143 (128 + the
+    signal number), after the bench's worker processes are ended, with one
+    line on stderr rather than a traceback. A reader that closes the pipe
+    early (``gbfocal datasets | head``) ends the output quietly.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.handler(args, args.command_parser)
+    try:
+        with _sigterm_raises():
+            status = args.handler(args, args.command_parser)
+            sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return status
+    except KeyboardInterrupt:
+        print("gbfocal: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated:
+        print("gbfocal: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # As the Python documentation advises (signal module, "Note on SIGPIPE"): the rest of the output goes
+        # to devnull, so that flushing stdout at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated`, so the same clean-up runs as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _integer(minimum: int, *, zero: str | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (or 0, meaning ``zero``), else a usage error."""
+    wanted = f"an integer >= {minimum}" if zero is None else f"0 ({zero}) or an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if value < minimum and not (zero is not None and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,19 +136,22 @@ def _parser() -> argparse.ArgumentParser:
         help=f"engines (default: {' '.join(_bench.DEFAULT_ENGINES)})",
     )
     bench.add_argument("--methods", nargs="+", choices=_bench.METHODS, help="methods (default: all)")
-    bench.add_argument("--seeds", type=int, metavar="N", help=f"repeated splits (default {_DEFAULT['seeds']})")
+    bench.add_argument("--seeds", type=_integer(1), metavar="N", help=f"repeated splits (default {_DEFAULT['seeds']})")
     bench.add_argument(
-        "--rounds", type=int, metavar="N", help=f"maximum number of trees per model (default {_DEFAULT['rounds']})"
+        "--rounds",
+        type=_integer(1),
+        metavar="N",
+        help=f"maximum number of trees per model (default {_DEFAULT['rounds']})",
     )
     bench.add_argument(
         "--early-stopping",
-        type=int,
+        type=_integer(0),
         metavar="N",
         help=f"patience in rounds on the inner validation split; 0 disables (default {_DEFAULT['early_stopping']})",
     )
     bench.add_argument(
         "--max-rows",
-        type=int,
+        type=_integer(_bench._MIN_MAX_ROWS, zero="all rows"),
         metavar="N",
         help=f"stratified subsample of each real dataset, size of the synthetic one; 0 = all rows "
         f"(default {_datasets.DEFAULT_MAX_ROWS:,})",
@@ -97,11 +163,23 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {_DEFAULT['grid']})",
     )
     bench.add_argument(
-        "--jobs", type=int, metavar="N", help="fits run side by side in worker processes (default: one per core)"
+        "--jobs",
+        type=_integer(1),
+        metavar="N",
+        help="fits run side by side in worker processes (default: one per core)",
     )
-    bench.add_argument("--threads", type=int, default=1, metavar="N", help="threads per fit (default 1)")
+    bench.add_argument("--threads", type=_integer(1), default=1, metavar="N", help="threads per fit (default 1)")
     bench.add_argument(
-        "--output", default="gbfocal-bench", metavar="DIR", help="output folder (default: ./gbfocal-bench)"
+        "--output",
+        default="gbfocal-bench",
+        metavar="DIR",
+        help="output folder (default: ./gbfocal-bench); created if missing, else it must be empty",
+    )
+    bench.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"write into a non-empty output folder: first remove the files of the previous run there (listed in "
+        f"its {_bench.MANIFEST}; without one, the file names a run writes), and nothing else",
     )
     bench.add_argument("--full", action="store_true", help="the full protocol (see below)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar and no summary on the terminal")
@@ -149,8 +227,14 @@ def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        result = _bench.run_bench(config, args.output, progress=not args.quiet, command=["gbfocal", *args.argv])
-    except ModuleNotFoundError as exc:
+        result = _bench.run_bench(
+            config,
+            args.output,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            command=["gbfocal", *args.argv],
+        )
+    except (ModuleNotFoundError, _bench.BenchSetupError) as exc:
         print(f"gbfocal bench: {exc}", file=sys.stderr)
         return 2
     res = result.results

@@ -404,17 +404,29 @@ def _pandas() -> Any:
     return pd
 
 
+def _subsample_counts(n_positive: int, n_rows: int, max_rows: int) -> tuple[int, int]:
+    """``(positives, negatives)`` in the stratified subsample of ``max_rows < n_rows`` rows.
+
+    ``positives = round(max_rows * n_positive / n_rows)``, at least 1 and at
+    most ``max_rows - 1`` when both classes are present: the positive rate is
+    kept and neither class vanishes. ``gbfocal bench`` uses it to say which
+    ``max_rows`` leaves enough positives for its splits without loading data.
+    """
+    n_negative = n_rows - n_positive
+    n_pos = round(max_rows * n_positive / n_rows)
+    if n_positive and n_negative and max_rows >= 2:
+        n_pos = min(max(n_pos, 1), max_rows - 1)
+    n_pos = min(n_pos, n_positive)
+    n_neg = min(max_rows - n_pos, n_negative)
+    return max_rows - n_neg, n_neg  # positives <= n_positive, as max_rows < n_rows
+
+
 def _stratified_rows(y: np.ndarray, max_rows: int, random_state: int) -> np.ndarray:
     """Sorted indices of a class-stratified sample of ``max_rows`` rows (at least one of each class present)."""
     rng = np.random.default_rng(random_state)
     pos = np.flatnonzero(y)
     neg = np.flatnonzero(y == 0)
-    n_pos = round(max_rows * pos.size / y.size)
-    if pos.size and neg.size and max_rows >= 2:
-        n_pos = min(max(n_pos, 1), max_rows - 1)
-    n_pos = min(n_pos, pos.size)
-    n_neg = min(max_rows - n_pos, neg.size)
-    n_pos = max_rows - n_neg  # <= pos.size, as max_rows < y.size
+    n_pos, n_neg = _subsample_counts(pos.size, y.size, max_rows)
     keep = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
     keep.sort()
     return keep

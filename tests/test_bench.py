@@ -124,10 +124,10 @@ def test_datasets_lists_the_registry():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["bench", "--seeds", "0"], "seeds must be an integer >= 1"),
+        (["bench", "--seeds", "0"], "argument --seeds: must be an integer >= 1"),
         (["bench", "--datasets", "nosuchdata"], "unknown dataset 'nosuchdata'"),
         (["bench", "--methods", "hinge"], "invalid choice: 'hinge'"),
-        (["bench", "--rounds", "0"], "rounds must be an integer >= 1"),
+        (["bench", "--rounds", "0"], "argument --rounds: must be an integer >= 1"),
     ],
 )
 def test_bad_options_are_usage_errors(argv, message):
