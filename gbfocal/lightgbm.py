@@ -10,6 +10,8 @@ Native API::
     booster = gfl.train(loss, params, dtrain, 200, valid_sets=[dvalid])
     margin = booster.predict(X, raw_score=True)        # raw margins, start included
     proba = gfl.predict_posterior(loss, booster, X)    # P(y = 1 | x), shape (n,)
+    booster.save_model("focal.txt")
+    proba = gfl.predict_posterior(None, lgb.Booster(model_file="focal.txt"), X)  # loss read from the file
 
 ``objective(loss)`` and ``metric(loss)`` also plug into ``lgb.train``
 directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``);
@@ -20,26 +22,32 @@ Self-contained models
 With a callable objective LightGBM does not boost from an average, and a
 Dataset's ``init_score`` is used in training but not saved in the model. The
 focal-optimal start (:meth:`FocalLoss.init_score`) therefore has to live in the
-trees. :func:`train` (and :class:`LGBMFocalClassifier`) put it in each data
-set's ``init_score`` for training, so every round and every validation metric
-sees the right margins, then remove it from the data sets and add it to every
-leaf of the first tree with ``Booster.set_leaf_output``. That is what
-LightGBM's own ``boost_from_average`` does (``Tree::AddBias`` on the first
-tree), so ``booster.predict(X, raw_score=True)``, ``save_model``/``Booster(model_file=...)``,
-pickling, SHAP values (``pred_contrib``) and continued training
-(``init_model=booster``) all include the start, with nothing added by the user.
+trees. :func:`train` adds it to the scores its objective, focal metric and
+``feval`` functions receive, so every round and every validation metric sees
+the right margins while the caller's Datasets stay untouched (several threads
+may train on one Dataset), then adds it to every leaf of the first tree with
+``Booster.set_leaf_output``. That is what LightGBM's own ``boost_from_average``
+does (``Tree::AddBias`` on the first tree), so ``booster.predict(X, raw_score=True)``,
+``save_model``/``Booster(model_file=...)``, pickling, SHAP values
+(``pred_contrib``) and continued training (``init_model=booster``) all include
+the start, with nothing added by the user. :class:`LGBMFocalClassifier` does
+the same through the ``init_score`` of the Datasets it builds itself.
 
 Every callable here receives raw float64 margins (LightGBM applies no link
 function with a custom objective) and reads labels and weights from the
 Dataset; they are validated and converted once per data set, not every round.
+One objective or metric object may serve several trainings at once.
 
 Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
-returns raw margins whatever ``raw_score`` says. σ(margin) (:func:`sigmoid`)
-is not P(y = 1 | x) under focal loss (pulled towards 1/2, shifted by α);
-:func:`predict_posterior` and :class:`LGBMFocalClassifier` (by default) return
-the posterior recovered by :meth:`FocalLoss.posterior`, as the XGBoost adapter does.
+returns raw margins whatever ``raw_score`` says, also for plain LightGBM
+reading the saved file. σ(margin) (:func:`sigmoid`) is not P(y = 1 | x) under
+focal loss (pulled towards 1/2, shifted by α); :func:`predict_posterior` and
+:class:`LGBMFocalClassifier` (by default) return the posterior recovered by
+:meth:`FocalLoss.posterior`, as the XGBoost adapter does. :func:`train` and
+the classifier record α, γ and the Hessian policy in the model text, so
+``predict_posterior(None, lgb.Booster(model_file=path), X)`` needs no loss.
 """
 
 from __future__ import annotations
@@ -735,8 +743,15 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
     Boosting starts from the focal-optimal constant margin of the (class-
     and sample-weighted) training labels, saved in the first tree, so
-    ``booster_`` predicts correct margins on its own (also after
-    ``booster_.save_model``; its ``predict`` returns raw margins).
+    ``booster_`` predicts correct margins on its own. Saving: pickle the
+    estimator (``predict_proba`` comes back exactly), or save ``booster_``:
+    its ``predict`` returns raw margins, not probabilities, and
+    ``gbfocal.lightgbm.predict_posterior(None, booster, X)`` gives
+    ``predict_proba(X)[:, 1]`` from it (the loss is recorded in the model).
+    LightGBM's ``scale_pos_weight``, ``is_unbalance``,
+    ``pos_bagging_fraction`` and ``neg_bagging_fraction`` are refused: they
+    do nothing with a custom objective (use ``focal_alpha``,
+    ``class_weight`` or ``sample_weight``).
     ``predict_proba`` returns ``(n, 2)`` probabilities (see ``focal_proba``),
     ``predict`` the original labels, ``decision_function`` their log-odds
     ``(n,)`` and ``predict(X, raw_score=True)`` the raw margins. With
