@@ -45,13 +45,15 @@ print(f"validation focal loss {loss.mean_loss(y_valid, margin):.5f}")
 print(f"mean P(y=1): posterior {proba.mean():.4f}, sigmoid(margin) {gfl.sigmoid(margin).mean():.4f}, ", end="")
 print(f"observed {y_valid.mean():.4f}")
 
-# The model file alone reproduces the margins: nothing to add back by hand.
+# The model file alone reproduces the margins (nothing to add back by hand) and records the loss, so
+# predict_posterior needs no FocalLoss for it. Plain LightGBM's predict on it returns raw margins.
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "focal.txt"
     booster.save_model(path)
     reloaded = lgb.Booster(model_file=path)
-    assert np.array_equal(reloaded.predict(X_valid, raw_score=True), margin)
-print("saved and reloaded model: identical margins")
+    assert np.array_equal(reloaded.predict(X_valid), margin)
+    assert np.array_equal(gfl.predict_posterior(None, reloaded, X_valid), proba)
+print("saved and reloaded model: identical margins and probabilities")
 
 # gfl.objective / gfl.metric also plug into lgb.train directly; boosting then starts at 0.
 plain = lgb.train({**params, "objective": gfl.objective(loss)}, dtrain, 50, valid_sets=[dvalid], feval=gfl.metric(loss))

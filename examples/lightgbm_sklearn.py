@@ -16,6 +16,7 @@ from sklearn.datasets import make_classification
 from sklearn.metrics import average_precision_score, make_scorer
 from sklearn.model_selection import GridSearchCV, train_test_split
 
+import gbfocal.lightgbm as gfl
 from gbfocal import LGBMFocalClassifier
 
 X, y = make_classification(n_samples=5_000, n_features=10, weights=[0.95], class_sep=0.8, random_state=0)
@@ -34,10 +35,12 @@ print(f"validation focal loss {clf.best_score_['valid_0']['focal']:.5f}")
 print(f"test average precision {average_precision_score(y_test == 'rare', proba[:, rare]):.3f}")
 print(f"predictions: {dict(zip(*np.unique(clf.predict(X_test), return_counts=True), strict=True))}")
 
-# Pickling and the booster's own model file give the same predictions.
+# Pickling restores predict_proba exactly. The booster's own model file (booster_.save_model) gives raw
+# margins from plain LightGBM, and P(classes_[1]) through gfl.predict_posterior, which reads the loss from it.
 assert np.array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X_test), proba)
 booster = lgb.Booster(model_str=clf.booster_.model_to_string())
-assert np.array_equal(booster.predict(X_test, raw_score=True), clf.predict(X_test, raw_score=True))
+assert np.array_equal(booster.predict(X_test), clf.predict(X_test, raw_score=True))
+assert np.allclose(gfl.predict_posterior(None, booster, X_test), proba[:, 1], rtol=1e-12, atol=0)
 
 # The focal parameters are ordinary hyper-parameters.
 rare_ap = make_scorer(average_precision_score, response_method="predict_proba", pos_label="rare")

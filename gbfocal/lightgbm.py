@@ -10,6 +10,8 @@ Native API::
     booster = gfl.train(loss, params, dtrain, 200, valid_sets=[dvalid])
     margin = booster.predict(X, raw_score=True)        # raw margins, start included
     proba = gfl.predict_posterior(loss, booster, X)    # P(y = 1 | x), shape (n,)
+    booster.save_model("focal.txt")
+    proba = gfl.predict_posterior(None, lgb.Booster(model_file="focal.txt"), X)  # loss read from the file
 
 ``objective(loss)`` and ``metric(loss)`` also plug into ``lgb.train``
 directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``);
@@ -20,32 +22,39 @@ Self-contained models
 With a callable objective LightGBM does not boost from an average, and a
 Dataset's ``init_score`` is used in training but not saved in the model. The
 focal-optimal start (:meth:`FocalLoss.init_score`) therefore has to live in the
-trees. :func:`train` (and :class:`LGBMFocalClassifier`) put it in each data
-set's ``init_score`` for training, so every round and every validation metric
-sees the right margins, then remove it from the data sets and add it to every
-leaf of the first tree with ``Booster.set_leaf_output``. That is what
-LightGBM's own ``boost_from_average`` does (``Tree::AddBias`` on the first
-tree), so ``booster.predict(X, raw_score=True)``, ``save_model``/``Booster(model_file=...)``,
-pickling, SHAP values (``pred_contrib``) and continued training
-(``init_model=booster``) all include the start, with nothing added by the user.
+trees. :func:`train` adds it to the scores its objective, focal metric and
+``feval`` functions receive, so every round and every validation metric sees
+the right margins while the caller's Datasets stay untouched (several threads
+may train on one Dataset), then adds it to every leaf of the first tree with
+``Booster.set_leaf_output``. That is what LightGBM's own ``boost_from_average``
+does (``Tree::AddBias`` on the first tree), so ``booster.predict(X, raw_score=True)``,
+``save_model``/``Booster(model_file=...)``, pickling, SHAP values
+(``pred_contrib``) and continued training (``init_model=booster``) all include
+the start, with nothing added by the user. :class:`LGBMFocalClassifier` does
+the same through the ``init_score`` of the Datasets it builds itself.
 
 Every callable here receives raw float64 margins (LightGBM applies no link
 function with a custom objective) and reads labels and weights from the
 Dataset; they are validated and converted once per data set, not every round.
+One objective or metric object may serve several trainings at once.
 
 Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
-returns raw margins whatever ``raw_score`` says. σ(margin) (:func:`sigmoid`)
-is not P(y = 1 | x) under focal loss (pulled towards 1/2, shifted by α);
-:func:`predict_posterior` and :class:`LGBMFocalClassifier` (by default) return
-the posterior recovered by :meth:`FocalLoss.posterior`, as the XGBoost adapter does.
+returns raw margins whatever ``raw_score`` says, also for plain LightGBM
+reading the saved file. σ(margin) (:func:`sigmoid`) is not P(y = 1 | x) under
+focal loss (pulled towards 1/2, shifted by α); :func:`predict_posterior` and
+:class:`LGBMFocalClassifier` (by default) return the posterior recovered by
+:meth:`FocalLoss.posterior`, as the XGBoost adapter does. :func:`train` and
+the classifier record α, γ and the Hessian policy in the model text, so
+``predict_posterior(None, lgb.Booster(model_file=path), X)`` needs no loss.
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,6 +64,7 @@ import numpy as np
 from lightgbm.basic import _ConfigAliases
 
 from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, check_loss, focal_loss_of
+from gbfocal._validation import as_weights, check_n_threads
 
 __all__ = [
     "PROBA_MODES",
@@ -101,13 +111,11 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _check_n_threads(n_threads: object) -> int | None:
-    """None, or LightGBM's convention: a positive count; 0 or less means "all cores"."""
-    if n_threads is None:
+def _lightgbm_threads(n_threads: object, name: str) -> int | None:
+    """A thread count in LightGBM's convention (0 or less: every core) as ``check_n_threads`` takes it."""
+    if isinstance(n_threads, numbers.Integral) and not isinstance(n_threads, bool) and n_threads <= 0:
         return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__} {n_threads!r}")
-    return int(n_threads) if n_threads > 0 else None
+    return check_n_threads(n_threads, name)
 
 
 def _param(params: dict, name: str) -> Any:
@@ -119,7 +127,8 @@ def _param(params: dict, name: str) -> Any:
 
 
 def _threads_from_params(params: dict) -> int | None:
-    return _check_n_threads(_param(params, "num_threads"))
+    """The gradient kernel's threads from LightGBM's ``num_threads`` (or an alias); None: every core."""
+    return _lightgbm_threads(_param(params, "num_threads"), "params['num_threads']")
 
 
 def _refuse_random_forest(params: dict) -> None:
@@ -157,6 +166,69 @@ def _refuse_probability_metrics(value: object, where: str) -> None:
         )
 
 
+#: Built-in metrics that depend only on the order of the scores, so they read the same with or without
+#: :func:`train`'s start (which the objective adds to the scores it receives, not LightGBM).
+_RANK_METRICS = frozenset(
+    {"auc", "average_precision", "map", "mean_average_precision", "ndcg", "none", "null", "na", "custom", ""}
+)
+
+
+def _refuse_shifted_metrics(params: dict) -> None:
+    for key in sorted(_aliases("metric")):
+        bad = [m for m in _metric_names(params.get(key)) if m not in _RANK_METRICS]
+        if bad:
+            raise ValueError(
+                f"params[{key!r}] asks for {bad}, which LightGBM would compute on scores without gbfocal's start "
+                "(the objective and the focal metric add it; LightGBM's own score starts at 0). Use a rank metric "
+                "('auc', 'average_precision'), a feval (it receives the margins with the start), or "
+                "init_score=0.0."
+            )
+
+
+#: LightGBM's class weighting parameters and their neutral values. They act inside LightGBM's built-in
+#: ``binary`` objective (balanced bagging too), so with a custom objective they change nothing.
+_IGNORED_CLASS_WEIGHTS = {
+    "scale_pos_weight": 1.0,
+    "is_unbalance": False,
+    "pos_bagging_fraction": 1.0,
+    "neg_bagging_fraction": 1.0,
+}
+
+
+def _is_neutral(value: object, neutral: object) -> bool:
+    if isinstance(neutral, bool):
+        return not _is_true(value)
+    try:
+        return float(value) == neutral  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _refuse_ignored_class_weights(params: dict, where: str = "params") -> None:
+    """Refuse LightGBM's class weighting parameters (any alias, any non-neutral value) with a focal objective.
+
+    ``scale_pos_weight``, ``is_unbalance``, ``pos_bagging_fraction`` and
+    ``neg_bagging_fraction`` only act in LightGBM's built-in binary
+    objective: with a custom one the trees come out identical (measured), so
+    accepting them would silently drop the user's class weighting. The
+    focal loss weighs the positive class with ``alpha`` (``focal_alpha``);
+    per-row weights go in ``sample_weight`` / ``Dataset(weight=...)``.
+    """
+    given = sorted(
+        key
+        for name, neutral in _IGNORED_CLASS_WEIGHTS.items()
+        for key in _aliases(name)
+        if params.get(key) is not None and not _is_neutral(params[key], neutral)
+    )
+    if given:
+        raise ValueError(
+            f"{where} sets {given}, which LightGBM ignores with a custom objective such as the focal loss (the "
+            "model would be the same without them). Weigh the positive class with the focal alpha "
+            "(FocalLoss(alpha=...), focal_alpha=... in the estimators) or give per-row weights "
+            "(sample_weight=..., lgb.Dataset(weight=...), class_weight=... in the estimators)."
+        )
+
+
 def _check_start(init_score: object) -> float | str:
     if isinstance(init_score, str):
         if init_score != "focal":
@@ -173,27 +245,46 @@ class _RowsCache:
     LightGBM hands a callback the same label (and weight) array object every
     round, so object identity is the key: labels and weights are validated and
     converted on the first round only. ``Dataset.set_label``/``set_weight``
-    create new arrays, which are picked up. Not pickled.
+    create new arrays, which are picked up. Safe to share between threads
+    (one objective used by several ``lgb.train`` calls at once): look-up and
+    insertion happen under a lock, and a :class:`PreparedRows` keeps its
+    gradient buffers per thread. Not pickled.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_lock")
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[weakref.ref, Any, PreparedRows]] = {}
+        self._lock = threading.Lock()
 
     def get(self, label: Any, weight: Any) -> PreparedRows:
         key = id(label)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0]() is label and entry[1] is weight:
-            return entry[2]
-        rows = PreparedRows(label, weight)
-        entries = self._entries
-        try:
-            ref = weakref.ref(label, lambda _ref, key=key: entries.pop(key, None))
-        except TypeError:  # a list or similar: nothing to key on, so prepare every call
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0]() is label and entry[1] is weight:
+                return entry[2]
+            rows = PreparedRows(label, weight)
+            try:
+                ref = weakref.ref(label, _Forget(self._entries, key))
+            except TypeError:  # a list or similar: nothing to key on, so prepare every call
+                return rows
+            self._entries[key] = (ref, weight, rows)
             return rows
-        entries[key] = (ref, weight, rows)
-        return rows
+
+
+class _Forget:
+    """Weakref callback: drop a cache entry when its label array dies (only that entry, not a newer one)."""
+
+    __slots__ = ("entries", "key")
+
+    def __init__(self, entries: dict, key: int) -> None:
+        self.entries, self.key = entries, key
+
+    def __call__(self, ref: weakref.ref) -> None:
+        # No lock: the callback may run inside get() (garbage collection) on the thread holding it.
+        entry = self.entries.get(self.key)
+        if entry is not None and entry[0] is ref:
+            self.entries.pop(self.key, None)
 
 
 def _constructed(ds: lgb.Dataset) -> bool:
@@ -219,6 +310,11 @@ def _binary_margins(preds: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- objective and metric
+def _plus_start(z: np.ndarray, start: float) -> np.ndarray:
+    # A new array, never in place: LightGBM's score buffer is what ``preds`` views.
+    return z if start == 0.0 else z + start
+
+
 class FocalObjective:
     """LightGBM custom objective ``(preds, train_data) -> (grad, hess)`` for a :class:`FocalLoss`.
 
@@ -229,18 +325,21 @@ class FocalObjective:
     reused across rounds (LightGBM copies them at once). Computed in float64;
     without sample weights they are returned rounded to float32, which
     LightGBM would otherwise do itself in a copy every round (its trees use
-    float32 gradients). Picklable.
+    float32 gradients). ``n_threads``: the kernel's threads, a positive int or
+    None (every core). One instance may serve several ``lgb.train`` calls,
+    also at once from several threads. Picklable.
     """
 
-    __slots__ = ("_cache", "loss", "n_threads")
+    __slots__ = ("_cache", "_start", "loss", "n_threads")
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
         self.loss = check_loss(loss)
-        self.n_threads = _check_n_threads(n_threads)
+        self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
+        self._start = 0.0  # gbfocal.lightgbm.train's start, added to preds (the Dataset holds no init_score)
 
     def __call__(self, preds: np.ndarray, train_data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        z = _binary_margins(preds)
+        z = _plus_start(_binary_margins(preds), self._start)
         rows = self._cache.get(*_label_and_weight(train_data))
         # float32 out: LightGBM would round the float64 values to float32 itself, in a copy per round.
         # Not with weights: the kernel applies them to the stored values, which would round twice.
@@ -251,10 +350,11 @@ class FocalObjective:
         return f"gbfocal.lightgbm.objective({self.loss!r}, n_threads={self.n_threads!r})"
 
     def __getstate__(self) -> dict:
-        return {"loss": self.loss, "n_threads": self.n_threads}
+        return {"loss": self.loss, "n_threads": self.n_threads, "start": self._start}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["loss"], state["n_threads"])
+        self._start = state.get("start", 0.0)
 
 
 class FocalMetric:
@@ -264,32 +364,46 @@ class FocalMetric:
     custom objective (with a built-in objective such as ``"binary"`` it
     passes probabilities, which this metric would misread). ``value`` is the
     weighted mean focal loss ``Σ w FL / Σ w`` over the data set; lower is
-    better. Picklable.
+    better. Thread-safe and picklable, as :class:`FocalObjective`.
     """
 
-    __slots__ = ("_cache", "loss", "n_threads")
+    __slots__ = ("_cache", "_start", "loss", "n_threads")
     name = "focal"
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
         self.loss = check_loss(loss)
-        self.n_threads = _check_n_threads(n_threads)
+        self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
+        self._start = 0.0
 
     def __call__(self, preds: np.ndarray, eval_data: lgb.Dataset) -> tuple[str, float, bool]:
         return self._evaluate(preds, *_label_and_weight(eval_data))
 
     def _evaluate(self, preds: np.ndarray, label: Any, weight: Any) -> tuple[str, float, bool]:
-        z = _binary_margins(preds)
+        z = _plus_start(_binary_margins(preds), self._start)
         return self.name, self._cache.get(label, weight).mean_loss(self.loss, z, self.n_threads), False
 
     def __repr__(self) -> str:
         return f"gbfocal.lightgbm.metric({self.loss!r}, n_threads={self.n_threads!r})"
 
     def __getstate__(self) -> dict:
-        return {"loss": self.loss, "n_threads": self.n_threads}
+        return {"loss": self.loss, "n_threads": self.n_threads, "start": self._start}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["loss"], state["n_threads"])
+        self._start = state.get("start", 0.0)
+
+
+class _PlusStart:
+    """A user ``feval`` seen through :func:`train`'s start: it gets the margins the model will predict."""
+
+    __slots__ = ("feval", "start")
+
+    def __init__(self, feval: Callable, start: float) -> None:
+        self.feval, self.start = feval, start
+
+    def __call__(self, preds: np.ndarray, eval_data: lgb.Dataset) -> Any:
+        return self.feval(preds + self.start, eval_data)
 
 
 class _SklearnFocalMetric(FocalMetric):
@@ -306,8 +420,8 @@ def objective(loss: FocalLoss, *, n_threads: int | None = None) -> FocalObjectiv
 
     The returned callable takes ``(preds, train_data)``, ``preds`` being raw
     margins of shape ``(n,)``, and returns ``(grad, hess)`` of shape ``(n,)``.
-    ``n_threads``: threads for the gradient kernel (None or <= 0: every core
-    this process may use). With plain ``lgb.train`` boosting starts from 0;
+    ``n_threads``: threads for the gradient kernel, a positive int or None
+    (every core this process may use). With plain ``lgb.train`` boosting starts from 0;
     :func:`train` starts from the focal-optimal constant instead.
     """
     return FocalObjective(loss, n_threads)
@@ -334,14 +448,81 @@ def sigmoid(raw_margin: np.ndarray) -> np.ndarray:
     return expit(np.asarray(raw_margin, dtype=np.float64))
 
 
-def predict_posterior(loss: FocalLoss, booster: lgb.Booster, data: Any, **predict_kwargs: Any) -> np.ndarray:
+#: The line :func:`train` adds to a model's ``parameters:`` section. LightGBM writes that section from its
+#: config when saving a trained booster, and keeps it verbatim (unknown lines included) when it loads a
+#: model, so the line survives ``save_model``/``Booster(model_file=...)``, ``model_to_string``, pickling
+#: and copies, while LightGBM itself ignores it (checked with lightgbm 4.7).
+_LOSS_RECORD = "[gbfocal_loss: "
+
+
+def _loss_record(loss: FocalLoss) -> str:
+    return f"{_LOSS_RECORD}alpha={loss.alpha!r} gamma={loss.gamma!r} hessian={loss.hessian}]"
+
+
+def _record_loss(booster: lgb.Booster, loss: FocalLoss, keep_training_booster: bool = False) -> None:
+    """Write ``loss`` into ``booster``'s model text, so :func:`predict_posterior` can read it back.
+
+    The booster is reloaded from its own text with the line added, which is
+    what ``lgb.train(keep_training_booster=False)`` has just done anyway.
+    A booster kept for training cannot be reloaded: it gets the record as
+    a Python attribute instead (kept by pickling, not by ``save_model``).
+    """
+    record = _loss_record(loss)
+    if keep_training_booster:
+        booster._gbfocal_loss = record  # type: ignore[attr-defined]
+        return
+    text = booster.model_to_string(num_iteration=-1)
+    head, sep, tail = text.partition("\nparameters:\n")
+    if not sep:  # pragma: no cover - LightGBM always writes the section for a trained booster
+        booster._gbfocal_loss = record  # type: ignore[attr-defined]
+        return
+    tail = "".join(line for line in tail.splitlines(keepends=True) if not line.startswith(_LOSS_RECORD))
+    booster.model_from_string(f"{head}{sep}{record}\n{tail}")
+
+
+def _recorded_loss(booster: lgb.Booster) -> FocalLoss | None:
+    """The :class:`FocalLoss` recorded by :func:`train` / :class:`LGBMFocalClassifier`, or None."""
+    # One iteration is enough: the parameters section comes whole, and the text stays small.
+    params = booster.model_to_string(num_iteration=1).partition("\nparameters:\n")[2]
+    lines = [line for line in params.partition("\nend of parameters")[0].splitlines() if line.startswith(_LOSS_RECORD)]
+    record = lines[-1] if lines else getattr(booster, "_gbfocal_loss", None)
+    if record is None:
+        return None
+    try:
+        fields = dict(item.split("=", 1) for item in record[len(_LOSS_RECORD) : -1].split())
+        return FocalLoss(float(fields["alpha"]), float(fields["gamma"]), hessian=fields["hessian"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"the booster's focal loss record {record!r} is malformed; pass the FocalLoss explicitly"
+        ) from exc
+
+
+def predict_posterior(loss: FocalLoss | None, booster: lgb.Booster, data: Any, **predict_kwargs: Any) -> np.ndarray:
     """P(y = 1 | x) of a booster trained with ``loss``: :meth:`FocalLoss.posterior` of its raw margins.
 
-    ``data``: what ``Booster.predict`` accepts, ``(n, n_features)``. Returns
-    float64 of shape ``(n,)``. ``predict_kwargs`` go to ``Booster.predict``
-    (e.g. ``num_iteration``). The model file does not record α and γ, so the
-    same ``loss`` must be given.
+    ``loss``: the :class:`FocalLoss` the booster was trained with, or None to
+    read it from the booster: :func:`train` and :class:`LGBMFocalClassifier`
+    record it in the model text, where ``save_model``, ``lgb.Booster(model_file=...)``,
+    ``model_to_string`` and pickling keep it (a booster trained by plain
+    ``lgb.train`` has none: pass the loss). ``data``: what
+    ``Booster.predict`` accepts, ``(n, n_features)``. Returns float64 of
+    shape ``(n,)``. ``predict_kwargs`` go to ``Booster.predict``: by default
+    the best iteration of early stopping when the booster has one
+    (``booster.best_iteration > 0``), all iterations otherwise; an explicit
+    ``num_iteration`` or ``start_iteration`` wins, as in LightGBM.
+
+    Plain LightGBM cannot do this: a model trained with a custom objective
+    has no link saved in it, so ``lgb.Booster(model_file=...).predict(X)``
+    returns raw margins, not probabilities.
     """
+    if loss is None:
+        loss = _recorded_loss(booster)
+        if loss is None:
+            raise ValueError(
+                "loss=None reads the focal loss from the booster, but this booster records none (it was not "
+                "trained by gbfocal.lightgbm.train or LGBMFocalClassifier, or was saved from a booster kept "
+                "with keep_training_booster=True); pass the FocalLoss it was trained with"
+            )
     loss = check_loss(loss)
     return loss.posterior(np.ravel(booster.predict(data, raw_score=True, **predict_kwargs)))
 
@@ -375,16 +556,6 @@ def _has_init_score(ds: lgb.Dataset) -> bool:
     if ds.init_score is not None:
         return True
     return _constructed(ds) and ds.get_field("init_score") is not None
-
-
-def _set_start(ds: lgb.Dataset, n_rows: int, start: float) -> None:
-    ds.set_init_score(np.full(n_rows, start, dtype=np.float64))
-
-
-def _clear_start(ds: lgb.Dataset) -> None:
-    if _constructed(ds):
-        ds.set_field("init_score", None)
-    ds.init_score = None
 
 
 def _fold_into_first_tree(booster: lgb.Booster, start: float) -> None:
@@ -426,7 +597,7 @@ def _refuse_linear_trees(params: dict) -> None:
 
 def train(
     loss: FocalLoss,
-    params: dict[str, Any],
+    params: dict[str, Any] | None,
     train_set: lgb.Dataset,
     num_boost_round: int = 100,
     *,
@@ -443,25 +614,33 @@ def train(
     Parameters
     ----------
     loss : FocalLoss
-    params : dict
-        LightGBM parameters, without ``objective`` (set here). ``num_threads``
-        also sets the gradient kernel's threads. Built-in metrics that read
-        the score as a probability (``binary_logloss``, ``binary_error``,
-        ``cross_entropy``...) are refused; ``auc`` and friends are fine.
+    params : dict or None
+        LightGBM parameters, without ``objective`` (set here); None is ``{}``.
+        ``num_threads`` also sets the gradient kernel's threads. Built-in
+        metrics that read the score as a probability (``binary_logloss``,
+        ``binary_error``, ``cross_entropy``...) are refused, and so are
+        LightGBM's class weighting parameters (``scale_pos_weight``,
+        ``is_unbalance``, ``pos_bagging_fraction``, ``neg_bagging_fraction``),
+        which LightGBM ignores with a custom objective: weigh classes with
+        ``loss.alpha`` or the Dataset's ``weight``.
     train_set, num_boost_round, valid_sets, valid_names, init_model, keep_training_booster, callbacks
-        As in ``lgb.train``.
+        As in ``lgb.train``. The Datasets are not changed (several threads
+        may train on one Dataset at once).
     init_score : "focal" or float, default "focal"
         The constant margin boosting starts from. ``"focal"`` is
         :meth:`FocalLoss.init_score` of the training labels and weights; a
-        number is used as given; ``0.0`` is plain LightGBM (nothing is
-        changed, and a Dataset's own per-row ``init_score`` is used as is, not
-        saved in the model). A nonzero start is given to the training and
-        validation sets for the duration of training and then added to the
-        leaves of the first tree, so the booster predicts correct margins on
-        its own. Ignored (no start) when ``init_model`` is given: that
-        model's predictions are the start. To continue a DART booster, pass
-        it as ``init_model`` rather than calling ``update()`` on a kept one:
-        DART may rescale the first tree, and the start with it.
+        number is used as given; ``0.0`` is plain LightGBM (a Dataset's own
+        per-row ``init_score`` is then used as is, not saved in the model).
+        A nonzero start is added to the scores the focal objective, the focal
+        metric and every ``feval`` receive (LightGBM's own score buffers
+        start at 0), so built-in metrics other than rank metrics (``auc``,
+        ``average_precision``, ``map``, ``ndcg``) are refused with it; after
+        training it is added to every leaf of the first tree, so the booster
+        predicts correct margins on its own. Ignored (no start) when
+        ``init_model`` is given: that model's predictions are the start. To
+        continue a DART booster, pass it as ``init_model`` rather than calling
+        ``update()`` on a kept one: DART may rescale the first tree, and the
+        start with it.
     feval : callable or list of callables, optional
         Extra evaluation functions; the focal metric (:func:`metric`) is
         always evaluated, before these (LightGBM reports built-in ``metric``
@@ -471,67 +650,67 @@ def train(
     -------
     lightgbm.Booster
         ``booster.predict(X, raw_score=True)`` gives raw margins of shape
-        ``(n,)``; :func:`predict_posterior` gives P(y = 1 | x).
+        ``(n,)``; :func:`predict_posterior` gives P(y = 1 | x). The loss is
+        recorded in the model text (see :func:`predict_posterior`), so
+        ``predict_posterior(None, booster, X)`` works, also on a copy read
+        back with ``lgb.Booster(model_file=...)``; with
+        ``keep_training_booster=True`` only on this object and its pickles.
     """
     loss = check_loss(loss)
+    if params is None:
+        params = {}
     if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict of LightGBM parameters, got {type(params).__name__}")
+        raise TypeError(f"params must be a dict of LightGBM parameters (or None), got {type(params).__name__}")
     params = dict(params)
     set_objective = sorted(k for k in _aliases("objective") if params.get(k) is not None)
     if set_objective:
         raise ValueError(f"gbfocal.lightgbm.train sets the objective itself; remove {set_objective} from params")
     for key in _aliases("metric"):
         _refuse_probability_metrics(params.get(key), f"params[{key!r}]")
+    _refuse_ignored_class_weights(params)
     _refuse_random_forest(params)
     start = _check_start(init_score)
     threads = _threads_from_params(params)
-    params["objective"] = objective(loss, n_threads=threads)
-    fevals = [metric(loss, n_threads=threads), *_as_list(feval)]
+    objective_, metric_ = objective(loss, n_threads=threads), metric(loss, n_threads=threads)
+    params["objective"] = objective_
+    fevals = _as_list(feval)
 
     if not isinstance(train_set, lgb.Dataset):
         raise TypeError(f"train_set must be a lightgbm.Dataset, got {type(train_set).__name__}")
-    valid = list(valid_sets) if valid_sets is not None else []
-    datasets = [train_set]
-    for ds in valid:
-        if isinstance(ds, lgb.Dataset) and all(ds is not other for other in datasets):
-            datasets.append(ds)
-    value, sizes = 0.0, []
+    value = 0.0
     if init_model is not None:
         if start != "focal" and start != 0.0:
             raise ValueError("init_score cannot be set together with init_model: the model's predictions are the start")
     elif start != 0.0:
         _refuse_linear_trees(params)
-        labels = []
-        for i, ds in enumerate(datasets):
-            name = "train_set" if i == 0 else f"valid_sets[{valid.index(ds)}]"
-            if _has_init_score(ds):
+        _refuse_shifted_metrics(params)
+        valid = list(valid_sets) if valid_sets is not None else []
+        for name, ds in [("train_set", train_set), *((f"valid_sets[{i}]", ds) for i, ds in enumerate(valid))]:
+            if isinstance(ds, lgb.Dataset) and _has_init_score(ds):
                 raise ValueError(
                     f"{name} already has an init_score. LightGBM does not save a Dataset's init_score in the "
-                    "model, so gbfocal sets the start itself; pass init_score=0.0 to train on your per-row "
+                    "model, so gbfocal adds the start itself; pass init_score=0.0 to train on your per-row "
                     "init_score as is (predictions then need it added back)."
                 )
-            labels.append(_dataset_labels(ds, name))
-        value = PreparedRows(*labels[0]).init_score(loss) if start == "focal" else float(start)
-        sizes = [len(label) for label, _ in labels]
+        value = PreparedRows(*_dataset_labels(train_set, "train_set")).init_score(loss) if start == "focal" else start
+        # The start goes to the callbacks, not into the Datasets' init_score: a caller's Dataset stays
+        # untouched, so other threads training on it at the same time see no gbfocal state.
+        objective_._start = metric_._start = value
+        fevals = [_PlusStart(f, value) for f in fevals]
 
-    for ds, n_rows in zip(datasets, sizes, strict=False):
-        _set_start(ds, n_rows, value)
-    try:
-        booster = lgb.train(
-            params,
-            train_set,
-            num_boost_round,
-            valid_sets=valid_sets,
-            valid_names=valid_names,
-            feval=fevals,
-            init_model=init_model,
-            keep_training_booster=keep_training_booster,
-            callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
-        )
-    finally:
-        for ds, _ in zip(datasets, sizes, strict=False):
-            _clear_start(ds)
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round,
+        valid_sets=valid_sets,
+        valid_names=valid_names,
+        feval=[metric_, *fevals],
+        init_model=init_model,
+        keep_training_booster=keep_training_booster,
+        callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
+    )
     _fold_into_first_tree(booster, value)
+    _record_loss(booster, loss, keep_training_booster)
     return booster
 
 
@@ -564,8 +743,15 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
     Boosting starts from the focal-optimal constant margin of the (class-
     and sample-weighted) training labels, saved in the first tree, so
-    ``booster_`` predicts correct margins on its own (also after
-    ``booster_.save_model``; its ``predict`` returns raw margins).
+    ``booster_`` predicts correct margins on its own. Saving: pickle the
+    estimator (``predict_proba`` comes back exactly), or save ``booster_``:
+    its ``predict`` returns raw margins, not probabilities, and
+    ``gbfocal.lightgbm.predict_posterior(None, booster, X)`` gives
+    ``predict_proba(X)[:, 1]`` from it (the loss is recorded in the model).
+    LightGBM's ``scale_pos_weight``, ``is_unbalance``,
+    ``pos_bagging_fraction`` and ``neg_bagging_fraction`` are refused: they
+    do nothing with a custom objective (use ``focal_alpha``,
+    ``class_weight`` or ``sample_weight``).
     ``predict_proba`` returns ``(n, 2)`` probabilities (see ``focal_proba``),
     ``predict`` the original labels, ``decision_function`` their log-odds
     ``(n,)`` and ``predict(X, raw_score=True)`` the raw margins. With
@@ -617,12 +803,13 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
                 "(use focal_alpha, focal_gamma and focal_hessian to configure it)"
             )
         _refuse_random_forest(given)
+        _refuse_ignored_class_weights(given, type(self).__name__)
         params = _without_focal_params(super()._process_params(stage))
         if any(given.get(k) is not None for k in _aliases("metric")):
             _refuse_probability_metrics(params.get("metric"), "metric")
         else:
             params["metric"] = "None"  # LightGBM's default, binary_logloss, would misread raw scores
-        self._objective = FocalObjective(self._focal_loss, params.get("num_threads"))
+        self._objective = FocalObjective(self._focal_loss, _threads_from_params(params))
         self._focal_metric.n_threads = self._objective.n_threads
         params["objective"] = self._objective
         return params
@@ -683,12 +870,15 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         if init_model is None and init_score is None and eval_init_score is None:
             _refuse_linear_trees(self.get_params())
             y01 = encoder.transform(column_or_1d(y))
-            weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            weight = as_weights(sample_weight, y01.shape[0], "sample_weight")  # before LightGBM reads it
             if self.class_weight is not None:  # as LightGBM combines them
                 class_weight = compute_sample_weight(self.class_weight, y)
-                weight = class_weight if weight is None or weight.size == 0 else weight * class_weight
-            if weight is not None and weight.size and not np.any(weight > 0):
-                raise ValueError("sample_weight is zero for every row: at least one row of each class needs weight > 0")
+                weight = class_weight if weight is None else weight * class_weight
+            if weight is not None and not np.any(weight > 0):
+                raise ValueError(
+                    "sample_weight (times class_weight) is zero for every row: at least one row of each class "
+                    "needs a weight > 0"
+                )
             start = PreparedRows(y01, _as_stored_weight(weight)).init_score(self._focal_loss)
             init_score = np.full(y01.shape[0], start)
             eval_init_score = [np.full(np.shape(yv)[0], start) for _, yv in evals]
@@ -720,6 +910,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
             **kwargs,
         )
         _fold_into_first_tree(self._Booster, start)
+        _record_loss(self._Booster, self._focal_loss)  # LGBMModel.fit does not keep the training booster
         return self
 
     # ------------------------------------------------------------------ prediction

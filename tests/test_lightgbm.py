@@ -300,8 +300,12 @@ def test_bad_input_errors():
     loss = FocalLoss()
     with pytest.raises(TypeError, match=r"gbfocal\.FocalLoss"):
         gfl.objective("focal")
-    with pytest.raises(TypeError, match="n_threads must be an int"):
+    with pytest.raises(TypeError, match="n_threads must be a positive int or None"):
         gfl.metric(loss, n_threads=1.5)
+    with pytest.raises(ValueError, match="n_threads must be a positive int or None"):
+        gfl.objective(loss, n_threads=0)  # LightGBM's "0 = every core" is for params["num_threads"] only
+    with pytest.raises(TypeError, match=r"params\['num_threads'\] must be a positive int"):
+        gfl.train(loss, {**BASE, "num_threads": "2"}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match="sets the objective itself"):
         gfl.train(loss, {**BASE, "objective": "binary"}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match="sets the objective itself"):
@@ -320,6 +324,8 @@ def test_bad_input_errors():
         gfl.train(loss, BASE, lgb.Dataset(X, y), init_score=float("nan"))
     with pytest.raises(TypeError, match=r"lightgbm\.Dataset"):
         gfl.train(loss, BASE, (X, y))
+    with pytest.raises(ValueError, match=r"\['l2'\], which LightGBM would compute on scores without gbfocal's start"):
+        gfl.train(loss, {**BASE, "metric": ["auc", "l2"]}, lgb.Dataset(X, y))
     with pytest.raises(TypeError, match="params must be a dict"):
         gfl.train(loss, [("num_leaves", 7)], lgb.Dataset(X, y))
     first = gfl.train(loss, BASE, lgb.Dataset(X, y), 2)
