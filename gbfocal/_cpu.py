@@ -340,20 +340,25 @@ def posterior_kernel(z, alpha, gamma, as_logit, out, lo, hi):
 
 @_compile(fastmath={"contract", "reassoc"})
 def label_weight_sums_kernel(y, w, lo, hi):
-    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi)."""
+    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi).
+
+    Two separate sums: Σ w - Σ w[y = 1] would lose the small class's total to
+    cancellation (and overflow first).
+    """
     w1 = 0.0
-    wsum = 0.0
+    w0 = 0.0
     ys = y[lo:hi]
     if w.shape[0] > 0:
         ws = w[lo:hi]
         for i in range(hi - lo):
-            w1 += ws[i] if ys[i] > 0.5 else 0.0
-            wsum += ws[i]
+            pos = ys[i] > 0.5
+            w1 += ws[i] if pos else 0.0
+            w0 += 0.0 if pos else ws[i]
     else:
         for i in range(hi - lo):
             w1 += 1.0 if ys[i] > 0.5 else 0.0
-        wsum = float(hi - lo)
-    return w1, wsum - w1
+        w0 = float(hi - lo) - w1  # exact: integer counts below 2**53
+    return w1, w0
 
 
 # --------------------------------------------------------------------------- float32
