@@ -20,9 +20,12 @@ Three design points, each measured (``benchmarks/bench_kernels.py``):
   once, as Dask workers with ``threads_per_worker > 1`` do), and kernels
   compile in a fraction of the time a parfor needs.
 * **Compile on first use, cache on disk.** Nothing compiles at import.
-  ``cache=True`` stores machine code beside the package (or in Numba's
+  Numba's cache stores machine code beside the package (or in Numba's
   per-user cache when that is read-only); where no cache location is
-  writable the kernels are compiled in memory instead of failing.
+  writable the kernels are compiled in memory instead of failing, and an
+  unreadable cache file (truncated by a full disk or a killed process)
+  makes the kernel compile again, with a :class:`NumbaCacheWarning`,
+  instead of failing every call until the file is deleted.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ import math
 import os
 import threading
 import types as pytypes
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core.caching import FunctionCache
 from numba.extending import intrinsic
 
 from gbfocal import _formulas as F
@@ -44,15 +49,76 @@ from gbfocal import _formulas as F
 _FASTMATH = {"contract"}  # allow FMA; keep IEEE NaN/inf semantics (we detect NaN)
 
 
+class NumbaCacheWarning(RuntimeWarning):
+    """Numba's on-disk cache of a gbfocal kernel could not be read or written; the kernel was compiled anew."""
+
+
+_cache_warned = False
+_cache_warned_lock = threading.Lock()
+
+
+def _warn_cache(action: str, cache: FunctionCache, exc: BaseException) -> None:
+    """One :class:`NumbaCacheWarning` per process (every kernel shares the cause: the cache directory)."""
+    global _cache_warned
+    with _cache_warned_lock:
+        if _cache_warned:
+            return
+        _cache_warned = True
+    warnings.warn(
+        f"gbfocal: Numba's on-disk cache of {cache._py_func.__qualname__} in {cache.cache_path} could not "
+        f"be {action} ({type(exc).__name__}: {exc}); the kernel is compiled again and the entry rewritten. "
+        f"If this repeats, delete the files {cache._impl.filename_base}.* there.",
+        NumbaCacheWarning,
+        stacklevel=2,
+    )
+
+
+class _RecompilingCache(FunctionCache):
+    """Numba's per-function disk cache, except that a broken entry means "compile again".
+
+    Numba unpickles the index (``.nbi``) and data (``.nbc``) files on the
+    first call of each signature and raises if one is truncated or corrupt,
+    on every call, until the file is deleted. Here a failed load warns
+    (:class:`NumbaCacheWarning`), writes an empty index for the function
+    (atomically, as Numba writes every index) and answers "not cached": the
+    dispatcher compiles the Python function as if there were no cache, and
+    saves the fresh result over the broken entry. A failed save only warns:
+    the compiled kernel is still used.
+    """
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:  # any unpickling/rebuild error of a damaged file
+            _warn_cache("read", self, exc)
+            try:
+                self._cache_file.flush()
+            except OSError:
+                pass  # the next save fails too and warns; the kernel still compiles
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception as exc:
+            _warn_cache("written", self, exc)
+
+
 def _compile(fn=None, **options):
-    """The one decorator policy: nogil, FMA contraction, cached when possible."""
+    """The one decorator policy: nogil, FMA contraction, cached when possible.
+
+    The cache is Numba's own (``cache=True``) in the subclass above, which
+    recompiles instead of failing on a damaged cache file.
+    """
 
     def wrap(f):
         kwargs = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy", **options}
+        dispatcher = njit(cache=False, **kwargs)(f)
         try:
-            return njit(cache=True, **kwargs)(f)
-        except RuntimeError:  # no writable cache location (read-only install, no HOME)
-            return njit(cache=False, **kwargs)(f)
+            dispatcher._cache = _RecompilingCache(dispatcher.py_func)  # what cache=True does, recovering
+        except RuntimeError:  # no writable cache location (read-only install, no HOME): compile in memory
+            pass
+        return dispatcher
 
     return wrap(fn) if fn is not None else wrap
 
@@ -340,20 +406,25 @@ def posterior_kernel(z, alpha, gamma, as_logit, out, lo, hi):
 
 @_compile(fastmath={"contract", "reassoc"})
 def label_weight_sums_kernel(y, w, lo, hi):
-    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi)."""
+    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi).
+
+    Two separate sums: Σ w - Σ w[y = 1] would lose the small class's total to
+    cancellation (and overflow first).
+    """
     w1 = 0.0
-    wsum = 0.0
+    w0 = 0.0
     ys = y[lo:hi]
     if w.shape[0] > 0:
         ws = w[lo:hi]
         for i in range(hi - lo):
-            w1 += ws[i] if ys[i] > 0.5 else 0.0
-            wsum += ws[i]
+            pos = ys[i] > 0.5
+            w1 += ws[i] if pos else 0.0
+            w0 += 0.0 if pos else ws[i]
     else:
         for i in range(hi - lo):
             w1 += 1.0 if ys[i] > 0.5 else 0.0
-        wsum = float(hi - lo)
-    return w1, wsum - w1
+        w0 = float(hi - lo) - w1  # exact: integer counts below 2**53
+    return w1, w0
 
 
 # --------------------------------------------------------------------------- float32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -142,8 +143,13 @@ class FocalLoss:
         n_threads: int | None = None,
     ) -> np.ndarray:
         """Per-row focal loss (times ``sample_weight``), shape ``(n,)``."""
+        n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
-        out = np.empty_like(z) if loss_out is None else V.check_out(loss_out, z, "loss_out")
+        if loss_out is None:
+            out = np.empty_like(z)
+        else:
+            out = V.check_out(loss_out, z, "loss_out")
+            V.check_disjoint(out, "loss_out", y_true=y, raw_prediction=z, sample_weight=w)
         cpu = _kernels()
         bad = cpu.run_chunked(cpu.loss_kernel, z.shape[0], (y, z, w, *self._params(), out), n_threads)
         V.report_non_finite(sum(bad))
@@ -162,12 +168,26 @@ class FocalLoss:
 
         Returns ``(gradient, hessian)``, each of shape ``(n,)`` and the dtype of
         ``raw_prediction``. Pass ``gradient_out``/``hessian_out`` to reuse
-        buffers across boosting rounds; ``n_threads`` defaults to every core
-        this process may use.
+        buffers across boosting rounds: two separate arrays that share no
+        memory with each other or with the inputs (refused otherwise, before
+        anything is written). ``n_threads`` defaults to every core this
+        process may use.
+
+        Raises ``ValueError`` if a weight times the largest possible
+        gradient/Hessian (:meth:`max_abs_derivative`) overflows the output
+        dtype, as weights of ~1e38 do in float32.
         """
+        n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
         grad = np.empty_like(z) if gradient_out is None else V.check_out(gradient_out, z, "gradient_out")
         hess = np.empty_like(z) if hessian_out is None else V.check_out(hessian_out, z, "hessian_out")
+        inputs = {"y_true": y, "raw_prediction": z, "sample_weight": w}
+        if gradient_out is not None:
+            V.check_disjoint(grad, "gradient_out", hessian_out=hess, **inputs)
+        if hessian_out is not None:
+            V.check_disjoint(hess, "hessian_out", **inputs)
+        if w.shape[0]:
+            self._check_weight_range(V.weight_max(w), z.dtype)
         return self._gradient_hessian_checked(y, z, w, grad, hess, n_threads)
 
     def mean_loss(
@@ -177,9 +197,14 @@ class FocalLoss:
         sample_weight: np.ndarray | None = None,
         n_threads: int | None = None,
     ) -> float:
-        """Weighted mean focal loss ``Σ w FL / Σ w`` (no per-row array is made)."""
+        """Weighted mean focal loss ``Σ w FL / Σ w`` (no per-row array is made).
+
+        Right for any finite weights: they are scaled by a power of two (exact)
+        when their sums could overflow or lose precision to underflow.
+        """
+        n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
-        return self._mean_loss_checked(y, z, w, n_threads)
+        return self._mean_loss_checked(y, z, _scaled(w)[0], n_threads)
 
     def init_score(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
         """The constant margin that minimises the (weighted) focal loss.
@@ -191,9 +216,8 @@ class FocalLoss:
         ``log(α W₁ / ((1 - α) W₀))``.
         """
         y = V.as_labels(y_true)
-        w = V.as_weights(sample_weight, y.shape[0])
-        w_pos, w_neg = self.class_weight_totals(y, w)
-        return self.init_score_from_totals(w_pos, w_neg)
+        w = _or_empty(V.as_weights(sample_weight, y.shape[0]))
+        return self.init_score_from_totals(*_scaled_class_totals(y, _scaled(w)[0]))
 
     def posterior(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Estimate of P(y = 1 | x) from focal-trained margins; float64, shape ``(n,)``.
@@ -214,11 +238,11 @@ class FocalLoss:
         η is strictly increasing in z (checked numerically for α in
         [0.01, 0.99] and γ in [0, 10]), so it preserves rankings.
         """
-        return self._posterior(raw_prediction, False, n_threads)
+        return self._posterior(raw_prediction, False, V.check_n_threads(n_threads))
 
     def posterior_margin(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """``logit`` of :meth:`posterior`, without rounding through a probability."""
-        return self._posterior(raw_prediction, True, n_threads)
+        return self._posterior(raw_prediction, True, V.check_n_threads(n_threads))
 
     def _posterior(self, raw_prediction, as_logit: bool, n_threads):
         z = V.as_margins(raw_prediction)
@@ -230,20 +254,37 @@ class FocalLoss:
 
     @staticmethod
     def class_weight_totals(y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
-        """``(Σ w over y = 1, Σ w over y = 0)``; sums of partitions add up (Dask)."""
+        """``(Σ w over y = 1, Σ w over y = 0)``; sums of partitions add up (Dask).
+
+        Summed with the weights scaled by a power of two (exact), so the totals
+        are right whenever they are representable; a ``ValueError`` names
+        ``sample_weight`` when a total exceeds the largest float64.
+        """
         y = V.as_labels(y_true)
-        w = V.as_weights(sample_weight, y.shape[0])
-        cpu = _kernels()
-        parts = cpu.run_chunked(cpu.label_weight_sums_kernel, y.shape[0], (y, _or_empty(w)), None)
-        return float(sum(p[0] for p in parts)), float(sum(p[1] for p in parts))
+        w, scale = _scaled(_or_empty(V.as_weights(sample_weight, y.shape[0])))
+        totals = tuple(t / scale for t in _scaled_class_totals(y, w))
+        if not all(math.isfinite(t) for t in totals):
+            raise ValueError(
+                "sample_weight sums to more than the largest float64 within a class; divide sample_weight "
+                "by a common factor (init_score and mean_loss depend only on the weights' ratios)"
+            )
+        return totals
 
     def init_score_from_totals(self, w_pos: float, w_neg: float) -> float:
         """The focal-optimal constant margin given the class weight totals.
 
-        Minimises ``F(z) = W₁ FL(z, 1) + W₀ FL(z, 0)``. ``F`` need not be
-        convex for γ > 0, so the global minimum is located on a grid over
-        [-60, 60] and then refined by Newton's method on ``F'`` safeguarded by
-        bisection, using the same kernels as training (exact Hessian).
+        Minimises ``F(z) = W₁ FL(z, 1) + W₀ FL(z, 0)``. With ``G₁ = -dFL(z, 1)/dz``
+        and ``G₀ = dFL(z, 0)/dz`` (both > 0), ``F' = W₀ G₀ - W₁ G₁`` has the sign of
+        ``h(z) - log(W₁ / W₀)`` where ``h = log G₀ - log G₁`` is the logit of
+        :meth:`posterior`: the minimiser is the focal-optimal margin for
+        ``η = W₁ / (W₁ + W₀)``. ``h`` is evaluated in log space, so any positive
+        finite totals (1e-300 against 1e300) work. ``F`` need not be convex for
+        γ > 0, so every sign change of ``F'`` is located on a grid (step 0.25)
+        that covers [-60, 60] and both tail asymptotes
+        ``h(z) ≈ (γ + 1) z + log((1 - α)(γ + 1) / α)`` (z → -∞) and
+        ``h(z) ≈ (γ + 1) z + log((1 - α) / (α (γ + 1)))`` (z → +∞), widened until
+        ``F'`` changes sign inside; each is refined by bracketing to full
+        precision, and the lowest ``F`` wins.
         """
         w_pos, w_neg = float(w_pos), float(w_neg)
         if not (math.isfinite(w_pos) and math.isfinite(w_neg)) or w_pos < 0 or w_neg < 0:
@@ -254,14 +295,36 @@ class FocalLoss:
                 f"infinite otherwise); got positive-class weight {w_pos!r} and negative-class weight {w_neg!r}"
             )
         a = self._alpha
-        z0 = math.log(a * w_pos) - math.log((1.0 - a) * w_neg)
+        log_ratio = math.log(w_pos) - math.log(w_neg)  # no product that could underflow or overflow
         if self._gamma == 0.0:
-            return z0
-        return _minimise_constant(self, w_pos, w_neg, z0)
+            return log_ratio + math.log(a) - math.log1p(-a)
+        return _minimise_constant(self, w_pos, w_neg, log_ratio)
+
+    def max_abs_derivative(self) -> float:
+        """An upper bound on |gradient| and |Hessian| (every policy) of an unweighted row.
+
+        With ``p = p_t``, ``q = 1 - p_t``, ``ℓ = -log p_t``: ``q^γ <= 1``, ``q <= 1``
+        and ``p ℓ <= 1/e``, so ``|dFL/dz| <= α_t (γ/e + 1)`` and
+        ``|d²FL/dz²| <= α_t (γ²/e + (1 + 2γ) + γ/e)``; the bound is
+        ``max(α, 1 - α) (γ²/e + (2 + 1/e) γ + 1)``.
+        """
+        g = self._gamma
+        return max(self._alpha, 1.0 - self._alpha) * (g * g / math.e + (2.0 + 1.0 / math.e) * g + 1.0)
 
     # ------------------------------------------------------------------ internals
     def _params(self) -> tuple[float, float, int]:
         return self._alpha, self._gamma, self._gamma_int
+
+    def _check_weight_range(self, w_max: float, dtype: np.dtype) -> None:
+        """Refuse weights that would make a weighted output overflow ``dtype``."""
+        bound = self.max_abs_derivative()
+        largest = float(np.finfo(dtype).max)
+        if w_max * bound * (1.0 + 1e-3) > largest:  # 1e-3: the rounding of float32 arithmetic
+            raise ValueError(
+                f"sample_weight up to {w_max:.3g} times this loss's largest possible gradient or Hessian "
+                f"({bound:.3g}) overflows {np.dtype(dtype)} outputs (largest {largest:.3g}); divide "
+                f"sample_weight by a common factor so that every weight is below {largest / bound / 1.001:.3g}"
+            )
 
     def _check(self, y_true, raw_prediction, sample_weight):
         y = V.as_labels(y_true)
@@ -273,7 +336,7 @@ class FocalLoss:
     def _gradient_hessian_checked(self, y, z, w, grad, hess, n_threads):
         """Into ``grad``/``hess`` (z's dtype, or float32 for float64 z: stored rounded); margins are checked.
 
-        Skips label/weight validation (done once by the caller).
+        Skips label/weight/buffer validation (done once by the caller).
         """
         cpu = _kernels()
         if z.dtype == np.float32:  # float32 arithmetic, twice the vector lanes (see gbfocal._cpu)
@@ -287,6 +350,7 @@ class FocalLoss:
         return grad, hess
 
     def _mean_loss_checked(self, y, z, w, n_threads) -> float:
+        """``Σ w FL / Σ w``; ``w`` already scaled (:func:`_scaled`) so that neither sum overflows."""
         cpu = _kernels()
         parts = cpu.run_chunked(cpu.loss_sum_kernel, z.shape[0], (y, z, w, *self._params()), n_threads)
         V.report_non_finite(sum(p[2] for p in parts))
@@ -323,22 +387,33 @@ class PreparedRows:
 
     Engine adapters keep one per training/validation set, so a boosting round
     only runs the kernel: no label checks, no conversions, and the gradient
-    and Hessian buffers are reused (one pair per margin dtype).
+    and Hessian buffers are reused (one pair per margin dtype and calling
+    thread: several threads may train on one data set at once, as
+    ``xgb.train`` in a thread pool or Dask workers do, and each gets buffers
+    of its own; a thread's buffers are freed when it ends).
     """
 
-    __slots__ = ("_buffers", "n_rows", "w", "y")
+    __slots__ = ("_local", "_lock", "_w_mean", "_y32", "n_rows", "w", "w_max", "y")
 
     def __init__(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self.y = V.as_labels(y_true)
         self.n_rows = self.y.shape[0]
         self.w = _or_empty(V.as_weights(sample_weight, self.n_rows))
-        self._buffers: dict[tuple[np.dtype, np.dtype], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._setup()
+
+    def _setup(self) -> None:
+        self.w_max = V.weight_max(self.w)
+        self._w_mean = _scaled(self.w)[0]  # for Σ w FL / Σ w: the weights scaled by a power of two
+        self._y32: np.ndarray | None = None  # float32 labels, made on first use of float32 margins
+        self._lock = threading.Lock()
+        self._local = threading.local()  # per thread: {(margin dtype, output dtype): (gradient, Hessian)}
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w}
 
     def __setstate__(self, state: dict) -> None:
-        self.y, self.w, self.n_rows, self._buffers = state["y"], state["w"], state["y"].shape[0], {}
+        self.y, self.w, self.n_rows = state["y"], state["w"], state["y"].shape[0]
+        self._setup()
 
     def margins(self, raw_prediction: np.ndarray) -> np.ndarray:
         z = V.as_margins(raw_prediction)
@@ -352,68 +427,149 @@ class PreparedRows:
         n_threads: int | None = None,
         out_dtype: type | np.dtype | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``loss.gradient_hessian`` into buffers owned by this object (overwritten next call).
+        """``loss.gradient_hessian`` into buffers owned by this object and the calling thread.
 
-        ``out_dtype=np.float32`` with float64 margins computes in float64 and
-        stores the results rounded to float32, for an engine that converts
-        gradients to float32 anyway (LightGBM): the same values, without the
-        engine's copy. Default: the margins' dtype.
+        The buffers are overwritten by the same thread's next call (never by
+        another thread's). ``out_dtype=np.float32`` with float64 margins
+        computes in float64 and stores the results rounded to float32, for an
+        engine that converts gradients to float32 anyway (LightGBM): the same
+        values, without the engine's copy. Default: the margins' dtype.
         """
+        n_threads = V.check_n_threads(n_threads)
         z = self.margins(raw_prediction)
         out = z.dtype if out_dtype is None else np.dtype(out_dtype)
         if out not in (z.dtype, np.dtype(np.float32)):
             raise ValueError(f"out_dtype must be None, float32 or the margins' dtype {z.dtype}, got {out}")
-        bufs = self._buffers.get((z.dtype, out))
-        if bufs is None:  # gradient, Hessian and the labels in the kernel's dtype
-            y = self.y.astype(np.float32) if z.dtype == np.float32 else self.y
-            bufs = self._buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out), y)
-        return loss._gradient_hessian_checked(bufs[2], z, self.w, bufs[0], bufs[1], n_threads)
+        if self.w.shape[0]:
+            loss._check_weight_range(self.w_max, out)
+        y = self._labels(z.dtype)
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:  # first call from this thread
+            buffers = self._local.buffers = {}
+        bufs = buffers.get((z.dtype, out))
+        if bufs is None:
+            bufs = buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out))
+        return loss._gradient_hessian_checked(y, z, self.w, bufs[0], bufs[1], n_threads)
+
+    def _labels(self, dtype: np.dtype) -> np.ndarray:
+        """The labels in the kernel's dtype (float32 for float32 margins), converted once."""
+        if dtype != np.float32:
+            return self.y
+        y32 = self._y32
+        if y32 is None:
+            with self._lock:  # one conversion even when several threads start at once
+                if self._y32 is None:
+                    self._y32 = self.y.astype(np.float32)
+                y32 = self._y32
+        return y32
 
     def mean_loss(self, loss: FocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:
         """``loss.mean_loss`` without re-validating labels and weights."""
-        return loss._mean_loss_checked(self.y, self.margins(raw_prediction), self.w, n_threads)
+        n_threads = V.check_n_threads(n_threads)
+        return loss._mean_loss_checked(self.y, self.margins(raw_prediction), self._w_mean, n_threads)
 
     def init_score(self, loss: FocalLoss) -> float:
         """``loss.init_score`` of these labels and weights."""
-        w = None if self.w.shape[0] == 0 else self.w
-        return loss.init_score_from_totals(*FocalLoss.class_weight_totals(self.y, w))
+        return loss.init_score_from_totals(*_scaled_class_totals(self.y, self._w_mean))
 
 
 def _or_empty(w: np.ndarray | None) -> np.ndarray:
     return _EMPTY if w is None else w
 
 
-def _minimise_constant(loss: FocalLoss, w_pos: float, w_neg: float, z0: float) -> float:
-    exact = FocalLoss(loss.alpha, loss.gamma, hessian="exact")
-    ones, zeros = np.ones(1), np.zeros(1)
+#: Weights whose largest value lies in [2**-_SAFE_EXPONENT, 2**_SAFE_EXPONENT]
+#: are summed as they are: their sums over up to 2**60 rows, and their
+#: products with losses down to 1e-100, stay normal float64 numbers.
+_SAFE_EXPONENT = 600
 
-    def deriv(z: float) -> tuple[float, float]:
-        zz = np.array([z])
-        g1, h1 = exact.gradient_hessian(ones, zz)
-        g0, h0 = exact.gradient_hessian(zeros, zz)
-        return w_pos * g1[0] + w_neg * g0[0], w_pos * h1[0] + w_neg * h0[0]
 
-    step = 0.25
-    grid = np.concatenate([np.arange(-60.0, 60.0 + step, step), [z0]])
-    values = w_pos * loss.loss(np.ones_like(grid), grid) + w_neg * loss.loss(np.zeros_like(grid), grid)
-    best = float(grid[int(np.argmin(values))])
-    lo, hi = best - step, best + step
-    g_lo, _ = deriv(lo)
-    g_hi, _ = deriv(hi)
-    if not (g_lo <= 0.0 <= g_hi):  # minimum at the edge of the grid: margins beyond ±60
-        return best
-    z = best
-    for _ in range(200):
-        g, h = deriv(z)
-        if g == 0.0:
-            return z
-        if g < 0.0:
-            lo = z
-        else:
-            hi = z
-        newton = z - g / h if h > 0.0 else math.nan
-        z_new = newton if lo < newton < hi else 0.5 * (lo + hi)
-        if abs(z_new - z) <= 1e-15 * max(1.0, abs(z)) or hi - lo <= 1e-15 * max(1.0, abs(z)):
-            return z_new
-        z = z_new
-    return z
+def _scaled(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(w * s, s)`` with ``s`` a power of two bringing ``max(w)`` into [1/2, 1), or ``(w, 1.0)``.
+
+    Scaling by a power of two is exact, so ``Σ s w FL / Σ s w`` is bit for
+    bit the unscaled ratio wherever that one does not overflow; ``s`` is
+    only applied (a copy) when ``max(w)`` lies outside ``2**±600``.
+    """
+    if not w.shape[0]:
+        return w, 1.0
+    w_max = float(w.max())
+    if w_max == 0.0:
+        return w, 1.0
+    exponent = math.frexp(w_max)[1]
+    if -_SAFE_EXPONENT <= exponent <= _SAFE_EXPONENT:
+        return w, 1.0
+    scale = math.ldexp(1.0, -max(exponent, -1023))  # 2**1023 at most: representable
+    return w * scale, scale
+
+
+def _scaled_class_totals(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """``(Σ w [y = 1], Σ w [y = 0])`` of already scaled weights (see :func:`_scaled`)."""
+    cpu = _kernels()
+    parts = cpu.run_chunked(cpu.label_weight_sums_kernel, y.shape[0], (y, w), None)
+    return float(sum(p[0] for p in parts)), float(sum(p[1] for p in parts))
+
+
+#: Grid step (in margin units) on which sign changes of F' are looked for.
+_GRID_STEP = 0.25
+
+
+def _minimise_constant(loss: FocalLoss, w_pos: float, w_neg: float, log_ratio: float) -> float:
+    """The global minimiser of ``W₁ FL(z, 1) + W₀ FL(z, 0)`` (γ > 0); see ``init_score_from_totals``."""
+    cpu = _kernels()
+    a, g = loss.alpha, loss.gamma
+
+    def slope_sign(z: np.ndarray) -> np.ndarray:
+        """``h(z) - log(W₁/W₀)``: the sign of F'(z), computed in log space."""
+        out = np.empty(z.shape[0])
+        cpu.posterior_kernel(z, a, g, True, out, 0, z.shape[0])
+        return out - log_ratio
+
+    # where h(z) = log(W₁/W₀) on each tail asymptote
+    tail_neg = (log_ratio - math.log((1.0 - a) * (g + 1.0) / a)) / (g + 1.0)
+    tail_pos = (log_ratio - math.log((1.0 - a) / (a * (g + 1.0)))) / (g + 1.0)
+    lo = min(-60.0, tail_neg, tail_pos) - 4.0
+    hi = max(60.0, tail_neg, tail_pos) + 4.0
+    for _ in range(64):  # widen until F' < 0 at lo and > 0 at hi (h grows like (γ + 1) z in both tails)
+        ends = slope_sign(np.array([lo, hi]))
+        if ends[0] < 0.0 < ends[1]:
+            break
+        width = hi - lo
+        lo, hi = (lo - width if ends[0] >= 0.0 else lo), (hi + width if ends[1] <= 0.0 else hi)
+    else:  # pragma: no cover - h is finite and tends to ±inf; kept as a guard
+        raise RuntimeError(f"init_score: no sign change of the derivative found in [{lo!r}, {hi!r}]")
+    grid = np.linspace(lo, hi, math.ceil((hi - lo) / _GRID_STEP) + 1)
+    d = slope_sign(grid)
+    # local minima of F: F' goes from < 0 to >= 0
+    starts = np.flatnonzero((d[:-1] < 0.0) & (d[1:] >= 0.0))
+    candidates = [_refine_root(slope_sign, float(grid[k]), float(grid[k + 1])) for k in starts]
+    if len(candidates) == 1:
+        return candidates[0]
+    z = np.array(candidates)
+    top = max(w_pos, w_neg)  # F / top: no overflow; ties broken on the values the engines would see
+    values = (w_pos / top) * loss.loss(np.ones_like(z), z) + (w_neg / top) * loss.loss(np.zeros_like(z), z)
+    return candidates[int(np.argmin(values))]
+
+
+def _refine_root(f, lo: float, hi: float) -> float:
+    """The root of increasing-through-zero ``f`` in [lo, hi] (f(lo) < 0 <= f(hi)), to the last bit.
+
+    Each step evaluates ``f`` on 64 points of the bracket at once (one kernel
+    call), shrinking it 64-fold; at the end the endpoint with the smaller
+    ``|f|`` is returned.
+    """
+    f_lo, f_hi = float(f(np.array([lo]))[0]), float(f(np.array([hi]))[0])
+    for _ in range(40):
+        if f_hi == 0.0:
+            return hi
+        pts = np.linspace(lo, hi, 65)[1:-1]
+        pts = pts[(pts > lo) & (pts < hi)]
+        if pts.size == 0:  # adjacent floats
+            break
+        vals = f(pts)
+        past = vals >= 0.0
+        k = int(np.argmax(past)) if past.any() else pts.size  # first point at or past the root
+        if k > 0:
+            lo, f_lo = float(pts[k - 1]), float(vals[k - 1])
+        if k < pts.size:
+            hi, f_hi = float(pts[k]), float(vals[k])
+    return lo if abs(f_lo) < abs(f_hi) else hi

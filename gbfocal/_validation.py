@@ -9,6 +9,16 @@ import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Largest accepted focusing parameter γ. Every intermediate of the kernels is
+#: then provably finite in float32 (and float64): the largest are γ·q·ℓ ≤ γ·Z
+#: and γ²·p·ℓ ≤ γ²·Z with margins clamped at Z = 1e20
+#: (:data:`gbfocal._formulas.Z_SATURATED`), i.e. at most 1e32 against float32's
+#: 3.4e38, while every gradient and Hessian is below γ² ≈ 1e12 (see
+#: ``FocalLoss.max_abs_derivative``), which leaves weights up to ~1e26 room even
+#: in float32. γ ≈ 1.3e154 would overflow the float64 Hessian; γ > 10 is
+#: already far beyond any use (Lin et al. tune γ in [0, 5]).
+GAMMA_MAX = 1e6
+
 
 def check_alpha(alpha: object, name: str = "alpha") -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
@@ -28,6 +38,11 @@ def check_gamma(gamma: object, name: str = "gamma") -> float:
     gamma = float(gamma)
     if not (gamma >= 0.0 and math.isfinite(gamma)):
         raise ValueError(f"{name} must be a finite number >= 0 (0 gives α-balanced logloss), got {gamma!r}")
+    if gamma > GAMMA_MAX:
+        raise ValueError(
+            f"{name} must be at most {GAMMA_MAX:g} (beyond it the Hessian's γ² terms are no longer provably "
+            f"finite; useful values lie in [0, 5]), got {gamma!r}"
+        )
     return gamma
 
 
@@ -118,6 +133,26 @@ def check_out(out: object, like: np.ndarray, name: str) -> np.ndarray:
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise ValueError(f"{name} must be a writable C-contiguous array")
     return out
+
+
+def check_disjoint(out: np.ndarray, name: str, **others: np.ndarray) -> None:
+    """Refuse an output buffer that shares memory with an input or with another output.
+
+    The kernels read and write row by row in blocks, so an overlap silently
+    gives wrong values (one output overwriting the other, or a margin
+    overwritten before it is read again).
+    """
+    for other_name, other in others.items():
+        if other.size and np.shares_memory(out, other):
+            raise ValueError(
+                f"{name} shares memory with {other_name}; pass a separate array for each output, "
+                f"distinct from the inputs"
+            )
+
+
+def weight_max(w: np.ndarray) -> float:
+    """Largest weight, or 1.0 for an empty (unweighted) array: the scale of the rows' weights."""
+    return float(w.max()) if w.shape[0] else 1.0
 
 
 def report_non_finite(count: int, name: str = "raw_prediction") -> None:
