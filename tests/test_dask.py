@@ -597,3 +597,22 @@ def test_dask_lgbm_classifier_refuses_class_weights_it_would_ignore(client, para
     dy = da.from_array(np.array([0.0, 1.0] * 20), chunks=20)
     with pytest.raises(ValueError, match=next(iter(param))):
         gfd.DaskLGBMFocalClassifier(**param).fit(dX, dy)
+
+
+def test_xgboost_focal_metric_is_safe_to_share_between_threads():
+    # A worker with threads_per_worker > 1 may run tasks at once; the metric's only state is its per-DMatrix cache
+    # of read-only labels and weights, and mean_loss writes into no shared buffer.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    loss = FocalLoss(0.25, 2.0)
+    sets = []
+    for n in (30_000, 50_000):
+        d = xgb.DMatrix(np.zeros((n, 1)), label=(rng.random(n) < 0.2).astype(float), weight=rng.random(n) + 0.5)
+        sets.append((d, [rng.normal(scale=3.0, size=n).astype(np.float32) for _ in range(4)]))
+    jobs = [(d, z) for d, margins in sets for z in margins] * 6
+    expected = [gfd.XGBoostFocalMetric(loss, n_threads=1)(z, d)[1] for d, z in jobs]
+    shared = gfd.XGBoostFocalMetric(loss, n_threads=2)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda job: shared(job[1], job[0])[1], jobs))
+    assert got == pytest.approx(expected, rel=1e-12)
