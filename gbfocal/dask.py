@@ -44,7 +44,12 @@ How the pieces travel
   functions split over rows by a Python thread pool (:mod:`gbfocal._cpu`), not
   ``prange`` loops, so no Numba threading layer (``workqueue``, ``omp``,
   ``tbb``) is ever initialised: nothing to pick per platform, nothing that
-  aborts on concurrent parallel launches (tested on the workers).
+  aborts on concurrent parallel launches (tested on the workers). Each
+  training task unpickles its own objective and metric (both engines run one
+  training task per worker); the one object a worker's threads share is the
+  model scattered for prediction, whose predict methods write no state.
+  :class:`XGBoostFocalMetric` may be shared anyway: its only state is a
+  per-DMatrix cache of read-only labels and weights (tested).
 
 Data layout: features as a dask array chunked by rows only (``chunks=(rows, -1)``)
 or a dask dataframe; labels (and weights) as 1-D dask arrays or series with the
