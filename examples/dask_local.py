@@ -59,11 +59,11 @@ def main() -> None:
         )
         print(f"xgboost.dask: train focal loss {out['history']['train']['focal'][-1]:.5f} after 30 rounds")
 
-        # scikit-learn style, any two labels; predictions are dask arrays.
+        # scikit-learn style, any two labels; predictions are dask arrays. client= is optional (default client).
         dlabels = da.from_array(labels, chunks=15_000)
         for model in (
-            gfd.DaskXGBFocalClassifier(n_estimators=30, max_depth=4, tree_method="hist"),
-            gfd.DaskLGBMFocalClassifier(n_estimators=30, num_leaves=15, verbose=-1),
+            gfd.DaskXGBFocalClassifier(client=client, n_estimators=30, max_depth=4, tree_method="hist"),
+            gfd.DaskLGBMFocalClassifier(client=client, n_estimators=30, num_leaves=15, verbose=-1),
         ):
             model.fit(dX, dlabels)
             proba = model.predict_proba(dX).compute()

@@ -44,7 +44,12 @@ How the pieces travel
   functions split over rows by a Python thread pool (:mod:`gbfocal._cpu`), not
   ``prange`` loops, so no Numba threading layer (``workqueue``, ``omp``,
   ``tbb``) is ever initialised: nothing to pick per platform, nothing that
-  aborts on concurrent parallel launches (tested on the workers).
+  aborts on concurrent parallel launches (tested on the workers). Each
+  training task unpickles its own objective and metric (both engines run one
+  training task per worker); the one object a worker's threads share is the
+  model scattered for prediction, whose predict methods write no state.
+  :class:`XGBoostFocalMetric` may be shared anyway: its only state is a
+  per-DMatrix cache of read-only labels and weights (tested).
 
 Data layout: features as a dask array chunked by rows only (``chunks=(rows, -1)``)
 or a dask dataframe; labels (and weights) as 1-D dask arrays or series with the
@@ -71,11 +76,12 @@ from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, check_loss, focal_loss_of
 # The estimators subclass the engines' Dask classes, so each engine is imported
 # here; a missing engine leaves the other one's half of this module usable.
 try:
+    import xgboost as _xgb
     import xgboost.dask as _xgb_dask
 
     import gbfocal.xgboost as _gfx
 except ImportError:  # pragma: no cover - xgboost not installed
-    _xgb_dask = _gfx = None
+    _xgb = _xgb_dask = _gfx = None
 try:
     import lightgbm.dask as _lgb_dask
 
@@ -95,6 +101,8 @@ __all__ = [
 
 #: the single-machine estimators' own parameters, kept out of the engines' parameters
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
+#: xgboost.dask's estimator parameters that are not the booster's (a Client there cannot travel to workers)
+_DASK_PARAMS = ("client", "coll_cfg")
 
 
 # --------------------------------------------------------------------------- partitions
@@ -102,6 +110,24 @@ _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 
 def _client(client: distributed.Client | None) -> distributed.Client:
     return client if client is not None else distributed.default_client()
+
+
+def _clone_sharing_client(estimator: Any, clone_parameters: Any) -> Any:
+    """``sklearn.base.clone`` of a Dask estimator whose clone shares its client.
+
+    scikit-learn deep-copies every parameter, and a ``distributed.Client``
+    cannot be copied ("cannot pickle '_asyncio.Task' object"); so the
+    parameters are cloned with the client set aside, and the clone gets the
+    same client back.
+    """
+    client = estimator.client
+    estimator.client = None
+    try:
+        twin = clone_parameters()
+    finally:
+        estimator.client = client
+    twin.client = client
+    return twin
 
 
 def _vector_parts(coll: Any, name: str) -> list:
@@ -233,6 +259,15 @@ def _dmatrix_part_totals(part: Mapping[str, Any]) -> tuple[float, float]:
     return _partition_totals(part["label"], part.get("weight"), "float32")
 
 
+def _check_dask_dmatrix(dmatrix: Any, name: str) -> None:
+    if not isinstance(dmatrix, _xgb_dask.DaskDMatrix):
+        hint = "; for data in memory use gbfocal.xgboost.train" if isinstance(dmatrix, _xgb.DMatrix) else ""
+        raise TypeError(
+            f"{name} must be an xgboost.dask.DaskDMatrix (or DaskQuantileDMatrix), got {type(dmatrix).__name__}: "
+            f"build it from dask collections with xgboost.dask.DaskDMatrix(client, X, y){hint}"
+        )
+
+
 def xgboost_base_score(loss: FocalLoss, dtrain: Any, *, client: distributed.Client | None = None) -> float:
     """XGBoost's ``base_score`` (a probability) for a labelled ``xgboost.dask.DaskDMatrix``.
 
@@ -246,6 +281,7 @@ def xgboost_base_score(loss: FocalLoss, dtrain: Any, *, client: distributed.Clie
     from scipy.special import expit
 
     loss = check_loss(loss)
+    _check_dask_dmatrix(dtrain, "dtrain")
     client = _client(client)
     parts = [future for futures in dtrain.worker_map.values() for future in futures]
     if not parts:
@@ -293,13 +329,22 @@ class XGBoostFocalMetric(_gfx.FocalMetric if _gfx is not None else object):  # t
 def _train_xgboost(
     client: distributed.Client,
     loss: FocalLoss,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
     dtrain: Any,
     num_boost_round: int,
     evals: Sequence[tuple[Any, str]] | None,
     focal_metric: bool,
     train_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
+    if params is None:  # as xgboost.train takes it: no parameters
+        params = {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of XGBoost parameters (or None), got {type(params).__name__}")
+    _check_dask_dmatrix(dtrain, "dtrain")
+    for i, pair in enumerate(evals or ()):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+            raise TypeError(f"evals[{i}] must be a (DaskDMatrix, name) pair, got {pair!r:.80}")
+        _check_dask_dmatrix(pair[0], f"evals[{i}][0]")
     if "obj" in train_kwargs:
         raise TypeError("gbfocal.dask.xgboost_train supplies obj itself; call xgboost.dask.train for another objective")
     n_threads = _gfx._n_threads_of(params)
@@ -323,7 +368,7 @@ def _train_xgboost(
 def xgboost_train(
     client: distributed.Client | None,
     loss: FocalLoss,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
     dtrain: Any,
     num_boost_round: int = 10,
     *,
@@ -333,9 +378,11 @@ def xgboost_train(
     """``xgboost.dask.train`` with the focal objective, metric and distributed starting score.
 
     ``dtrain`` is a labelled ``xgboost.dask.DaskDMatrix`` (or
-    ``DaskQuantileDMatrix``); ``client`` None means the default client.
-    ``params`` get ``objective="binary:logistic"`` (the link: ``predict``
-    returns probabilities) and, unless given or continuing from ``xgb_model``,
+    ``DaskQuantileDMatrix``), as is every set in ``evals``; a plain
+    ``xgboost.DMatrix`` is refused (that is :func:`gbfocal.xgboost.train`'s).
+    ``client`` None means the default client. ``params`` (None: none) get
+    ``objective="binary:logistic"`` (the link: ``predict`` returns
+    probabilities) and, unless given or continuing from ``xgb_model``,
     ``base_score =`` :func:`xgboost_base_score`, the value
     ``gbfocal.xgboost.train`` computes on one machine. ``obj`` is
     ``gbfocal.xgboost.objective(loss)``, pickled to every worker, where it
@@ -421,6 +468,33 @@ def _constant_like(y: Any, value: float) -> Any:
     return y.map_partitions(functools.partial(_constant_partition, value=value), meta=("init_score", "f8"))
 
 
+def _check_fit_data(
+    owner: str,
+    local: str,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    eval_set: Sequence[tuple[Any, Any]] | None,
+    eval_weights: tuple[str, Sequence[Any] | None],
+) -> None:
+    """Refuse in-memory data before any work on the cluster, naming the argument and the local estimator."""
+    given = [("X", X, True), ("y", y, False), ("sample_weight", sample_weight, False)]
+    for i, pair in enumerate(eval_set or ()):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(f"eval_set[{i}] must be an (X, y) pair of dask collections, got {type(pair).__name__}")
+        given += [(f"eval_set[{i}][0]", pair[0], True), (f"eval_set[{i}][1]", pair[1], False)]
+    given += [(f"{eval_weights[0]}[{i}]", w, False) for i, w in enumerate(eval_weights[1] or ())]
+    for name, value, matrix in given:
+        kinds = (da.Array, dd.DataFrame) if matrix else (da.Array, dd.Series, dd.DataFrame)
+        if value is not None and not isinstance(value, kinds):
+            what = "a dask array or dask DataFrame" if matrix else "a dask array or Series"
+            raise TypeError(
+                f"{owner}.fit takes dask collections partitioned by rows: {name} must be {what}, got "
+                f"{type(value).__name__}; wrap it with dask.array.from_array (chunks by rows), or for data in "
+                f"memory use {local}"
+            )
+
+
 def _check_proba(est: Any, modes: Sequence[str]) -> None:
     if est.focal_proba not in modes:
         raise ValueError(f"focal_proba must be one of {list(modes)}, got {est.focal_proba!r}")
@@ -495,6 +569,14 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
       (scattered to the workers once), so the numbers are the single-machine
       ones by construction.
 
+    ``client``: the ``distributed.Client`` to fit and predict with (None:
+    the default client at each call), a parameter as in
+    ``DaskLGBMFocalClassifier``. It never reaches XGBoost's parameters: a
+    client inside them is what makes ``xgboost.dask.DaskXGBClassifier(client=c)``
+    fail with "Could not serialize object of type LLGExpr" (XGBoost files
+    the keyword among the booster's parameters and ships them to every
+    worker).
+
     Synchronous clients only (``fit`` blocks until training ends). Not
     supported: a callable ``eval_metric`` (XGBoost would average it over
     workers), ``base_margin``, ``feature_weights``.
@@ -507,6 +589,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         focal_gamma: float = 2.0,
         focal_hessian: str = DEFAULT_HESSIAN,
         focal_proba: str = "posterior",
+        client: distributed.Client | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -514,15 +597,31 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         self.focal_gamma = focal_gamma
         self.focal_hessian = focal_hessian
         self.focal_proba = focal_proba
+        self.client = client
+
+    # XGBoost's property answers the default client when none was set, so get_params() (hence repr and clone)
+    # would fail without a running cluster and would report a client nobody gave; this one answers what was set.
+    @property
+    def client(self) -> distributed.Client | None:
+        """The client given (None: the default client at each call)."""
+        return self._client
+
+    @client.setter
+    def client(self, client: distributed.Client | None) -> None:
+        self._asynchronous = client.asynchronous if client is not None else False
+        self._client = client
 
     def focal_loss(self) -> FocalLoss:
         """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
         return focal_loss_of(self)
 
+    def __sklearn_clone__(self) -> DaskXGBFocalClassifier:
+        return _clone_sharing_client(self, super().__sklearn_clone__)
+
     def get_xgb_params(self) -> dict[str, Any]:
-        """XGBoost's parameters for the booster: everything but the ``focal_*`` ones."""
+        """XGBoost's parameters for the booster: all but the ``focal_*`` ones, ``client`` and ``coll_cfg``."""
         params = super().get_xgb_params()
-        for name in _FOCAL_PARAMS:
+        for name in (*_FOCAL_PARAMS, *_DASK_PARAMS):
             params.pop(name, None)
         return params
 
@@ -539,6 +638,15 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
     ) -> DaskXGBFocalClassifier:
         """Fit on dask ``X`` (n, d) and labels ``y`` (n,), both partitioned by rows alike."""
         _require_xgboost()
+        _check_fit_data(
+            type(self).__name__,
+            "gbfocal.xgboost.XGBFocalClassifier",
+            X,
+            y,
+            sample_weight,
+            eval_set,
+            ("sample_weight_eval_set", sample_weight_eval_set),
+        )
         loss = self.focal_loss()
         _check_proba(self, _gfx.PROBA_MODES)
         _gfx._focal_params({"objective": self.objective, "scale_pos_weight": self.scale_pos_weight}, None)
@@ -547,7 +655,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
                 "DaskXGBFocalClassifier takes eval_metric=None (the focal loss over all workers) or XGBoost metric "
                 "names; XGBoost would average a callable metric over the workers"
             )
-        client = self.client
+        client = _client(self.client)
         classes = _two_classes(client, y, type(self).__name__)
         y01 = _encoded(y, classes)
         params = self.get_xgb_params()
@@ -577,6 +685,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
             "verbose_eval": verbose,
             "xgb_model": xgb_model,
             "callbacks": self.callbacks,
+            "coll_cfg": self.coll_cfg,
         }
         result = _train_xgboost(
             client,
@@ -592,6 +701,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         self.evals_result_ = result["history"]
         self.classes_ = classes
         self.n_classes_ = 2
+        self._focal_loss = loss  # what XGBFocalClassifier.fit leaves for prediction; to_local copies it
         return self
 
     def to_local(self) -> Any:
@@ -605,10 +715,11 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         local._Booster = self.get_booster()
         local.n_classes_ = 2
         local._gbfocal_classes = self.classes_
+        local._focal_loss = self._focal_loss
         return local
 
     def _map(self, X: Any, fn: Any, *, proba: bool, dtype: Any) -> Any:
-        model = self.client.scatter(self.to_local(), hash=False)
+        model = _client(self.client).scatter(self.to_local(), hash=False)
         return _map_rows(X, fn, model, proba=proba, dtype=dtype)
 
     def decision_function(self, X: Any) -> Any:
@@ -731,6 +842,20 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
         """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
         return focal_loss_of(self)
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The parameters, ``client`` included.
+
+        LightGBM collects a subclass's parameters from a copy of it, and its
+        copies drop the client (the pickling hook), so without this
+        ``get_params()["client"]`` would be None whatever was given.
+        """
+        params = super().get_params(deep)
+        params["client"] = self.client
+        return params
+
+    def __sklearn_clone__(self) -> DaskLGBMFocalClassifier:
+        return _clone_sharing_client(self, super().__sklearn_clone__)
+
     def fit(  # type: ignore[override]
         self,
         X: Any,
@@ -744,6 +869,15 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
     ) -> DaskLGBMFocalClassifier:
         """Fit on dask ``X`` (n, d) and labels ``y`` (n,), both partitioned by rows alike."""
         _require_lightgbm()
+        _check_fit_data(
+            type(self).__name__,
+            "gbfocal.lightgbm.LGBMFocalClassifier",
+            X,
+            y,
+            sample_weight,
+            eval_set,
+            ("eval_sample_weight", eval_sample_weight),
+        )
         for name in ("init_score", "eval_init_score", "eval_class_weight", "eval_X", "eval_y"):
             if kwargs.get(name) is not None:
                 raise TypeError(f"DaskLGBMFocalClassifier.fit does not take {name}; use eval_set for validation data")
