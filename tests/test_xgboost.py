@@ -433,6 +433,91 @@ def test_classifier_set_params_after_fit_changes_the_loss():
     assert not np.allclose(clf.predict(X, output_margin=True), before)
 
 
+def test_classifier_predicts_with_the_loss_it_was_trained_with():
+    X, y = _data(800, rate=0.2, seed=31)
+    clf = _clf(focal_alpha=0.25, focal_gamma=2.0).fit(X, y)
+    proba, logit_ = clf.predict_proba(X), clf.decision_function(X)
+    clf.set_params(focal_gamma=0.0, focal_alpha=0.5)  # takes effect at the next fit, not before
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    np.testing.assert_array_equal(clf.decision_function(X), logit_)
+    np.testing.assert_array_equal(proba[:, 1], FocalLoss(0.25, 2.0).posterior(clf.predict(X, output_margin=True)))
+    assert not np.allclose(clf.fit(X, y).predict_proba(X), proba)  # refit: the new loss
+
+
+def test_classifier_checks_focal_proba_at_fit_and_keeps_its_state():
+    X, y = _data(300, seed=32)
+    clf = _clf().fit(X, y)
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError, match=r"focal_proba must be one of \['posterior', 'sigmoid'\], got 'bad'"):
+        clf.set_params(focal_proba="bad").fit(X, y)
+    np.testing.assert_array_equal(clf.set_params(focal_proba="posterior").predict_proba(X), proba)
+
+
+def _raising_callback():
+    class Stop(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            raise RuntimeError("callback failed")
+
+    return Stop()
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        ("eval_set_columns", "different number of features"),
+        ("sample_weight_eval_set", "Size of weights must equal to number of rows"),
+        ("callback", "callback failed"),
+        ("sample_weight", "sample_weight has 5 rows"),
+        ("labels", "Only binary classification is supported"),
+    ],
+)
+def test_failed_refit_leaves_the_fitted_estimator_intact(failure, error):
+    X, y = _data(600, rate=0.3, seed=33)
+    labels = np.where(y == 1, "yes", "no")
+    clf = _clf(n_estimators=6).fit(X, labels, eval_set=[(X, labels)], verbose=False)
+    before = {
+        "proba": clf.predict_proba(X),
+        "predict": clf.predict(X),
+        "classes": clf.classes_,
+        "booster": clf.get_booster(),
+        "evals": clf.evals_result(),
+        "params": clf.get_params(),
+        "n_features_in": clf.n_features_in_,
+    }
+    Xb, yb = np.column_stack([X, X[:, :2]]), np.where(y == 1, 1, 0)  # another model: 8 features, 0/1 labels
+    kwargs: dict = {"eval_set": [(Xb, yb)], "verbose": False}
+    if failure == "eval_set_columns":
+        kwargs["eval_set"] = [(Xb[:, :5], yb)]
+    elif failure == "sample_weight_eval_set":
+        kwargs["sample_weight_eval_set"] = [np.ones(5)]
+    elif failure == "callback":
+        clf.set_params(callbacks=[_raising_callback()])
+    elif failure == "sample_weight":
+        kwargs["sample_weight"] = np.ones(5)
+    else:
+        yb = np.arange(600) % 3
+    with pytest.raises(Exception, match=error):
+        clf.fit(Xb, yb, **kwargs)
+    clf.set_params(callbacks=None)
+    assert clf.classes_.tolist() == ["no", "yes"] and clf.classes_.dtype == before["classes"].dtype
+    assert clf.get_booster() is before["booster"] and clf.n_features_in_ == before["n_features_in"] == 6
+    np.testing.assert_array_equal(clf.predict(X), before["predict"])
+    np.testing.assert_array_equal(clf.predict_proba(X), before["proba"])
+    assert clf.evals_result() == before["evals"]
+    assert clf.get_params() == before["params"]
+
+
+def test_classifier_n_jobs_follows_xgboost_and_is_checked():
+    X, y = _data(300, seed=34)
+    for n_jobs in (None, -1, 0):  # XGBoost: every core
+        assert _clf(n_estimators=2).set_params(n_jobs=n_jobs)._n_threads() is None
+    assert _clf(n_estimators=2).set_params(n_jobs=np.int64(2))._n_threads() == 2
+    with pytest.raises(TypeError, match="n_jobs must be a positive int or None"):
+        _clf().set_params(n_jobs=1.5).fit(X, y)
+    with pytest.raises(TypeError, match="n_jobs must be a positive int or None"):
+        _clf().set_params(n_jobs="2").fit(X, y)
+
+
 def test_classifier_in_pipeline_and_grid_search():
     X, y = _data(600, rate=0.2, seed=18)
     labels = np.where(y == 1, "yes", "no")
