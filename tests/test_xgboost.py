@@ -557,6 +557,185 @@ def test_classifier_pickles_and_round_trips_through_save_and_load(tmp_path):
     assert clf.get_booster().attr("gbfocal") is None  # the metadata lives in the file only
 
 
+def test_predict_posterior_uses_the_best_iteration_after_early_stopping():
+    X, y = _data(2000, rate=0.1, seed=35)
+    Xv, yv = _data(800, rate=0.1, seed=36)
+    dtrain, dvalid = xgb.DMatrix(X, label=y), xgb.DMatrix(Xv, label=yv)
+    loss = FocalLoss(0.25, 2.0)
+    booster = gfx.train(
+        loss,
+        {**HIST, "max_depth": 6, "eta": 0.5},
+        dtrain,
+        300,
+        evals=[(dvalid, "v")],
+        early_stopping_rounds=5,
+        verbose_eval=False,
+    )
+    best = booster.best_iteration
+    assert best + 1 < booster.num_boosted_rounds()
+    at_best = loss.posterior(booster.predict(dvalid, output_margin=True, iteration_range=(0, best + 1)))
+    every_tree = loss.posterior(booster.predict(dvalid, output_margin=True))
+    assert not np.allclose(at_best, every_tree)
+    np.testing.assert_array_equal(gfx.predict_posterior(loss, booster, dvalid), at_best)
+    np.testing.assert_array_equal(gfx.predict_posterior(None, booster, dvalid), at_best)
+    explicit = gfx.predict_posterior(loss, booster, dvalid, iteration_range=(0, booster.num_boosted_rounds()))
+    np.testing.assert_array_equal(explicit, every_tree)  # a given iteration_range wins
+
+
+def test_train_stores_the_loss_in_the_booster_and_the_saved_file(tmp_path):
+    X, y = _data(600, seed=37)
+    dtrain = xgb.DMatrix(X, label=y)
+    loss = FocalLoss(0.35, 1.5, hessian="abs")
+    booster = gfx.train(loss, HIST, dtrain, 5)
+    assert json.loads(booster.attr(gfx.LOSS_ATTR)) == {"loss": "focal", "alpha": 0.35, "gamma": 1.5, "hessian": "abs"}
+    assert gfx.booster_loss(booster) == loss
+    expected = loss.posterior(booster.predict(dtrain, output_margin=True))
+    for name in ("model.json", "model.ubj"):
+        booster.save_model(tmp_path / name)
+        loaded = xgb.Booster(model_file=tmp_path / name)
+        assert gfx.booster_loss(loaded) == loss
+        np.testing.assert_array_equal(gfx.predict_posterior(None, loaded, dtrain), expected)
+        clf = XGBFocalClassifier()  # the estimator loads it too, with its loss and classes 0 and 1
+        clf.load_model(tmp_path / name)
+        assert clf.classes_.tolist() == [0, 1] and clf.focal_loss() == loss and clf.focal_proba == "posterior"
+        np.testing.assert_array_equal(clf.predict_proba(X)[:, 1], expected)
+    more = gfx.train(FocalLoss(0.5, 0.0), HIST, dtrain, 2, xgb_model=booster)  # continued: the last loss
+    assert gfx.booster_loss(more) == FocalLoss(0.5, 0.0)
+
+
+def test_predict_posterior_without_a_stored_loss_or_with_another_one():
+    X, y = _data(300, seed=38)
+    dtrain = xgb.DMatrix(X, label=y)
+    loss = FocalLoss()
+    by_hand = xgb.train(gfx.params(loss, dtrain, **HIST), dtrain, 2, obj=gfx.objective(loss))
+    with pytest.raises(ValueError, match=r"the booster carries no focal loss .*pass the FocalLoss it was trained with"):
+        gfx.predict_posterior(None, by_hand, dtrain)
+    np.testing.assert_array_equal(
+        gfx.predict_posterior(loss, by_hand, dtrain), loss.posterior(by_hand.predict(dtrain, output_margin=True))
+    )
+    booster = gfx.train(loss, HIST, dtrain, 2)
+    with pytest.raises(ValueError, match=r"loss=FocalLoss\(alpha=0.5.* differs from the loss the booster was trained"):
+        gfx.predict_posterior(FocalLoss(0.5, 2.0), booster, dtrain)
+    same_posterior = FocalLoss(loss.alpha, loss.gamma, hessian="exact")  # the Hessian policy does not matter
+    np.testing.assert_array_equal(
+        gfx.predict_posterior(same_posterior, booster, dtrain), gfx.predict_posterior(None, booster, dtrain)
+    )
+    with pytest.raises(TypeError, match=r"booster must be an xgboost\.Booster, got XGBFocalClassifier"):
+        gfx.booster_loss(_clf())
+    booster.set_attr(**{gfx.LOSS_ATTR: json.dumps({"loss": "focal", "alpha": 2.0, "gamma": 1.0, "hessian": "abs"})})
+    with pytest.raises(ValueError, match="holds an invalid focal loss: alpha must lie strictly between 0 and 1"):
+        gfx.booster_loss(booster)
+    booster.set_attr(**{gfx.LOSS_ATTR: json.dumps({"alpha": 0.2, "gamma": 1.0, "hessian": "abs", "extra": 1})})
+    with pytest.raises(ValueError, match="must be a JSON object with exactly the keys"):
+        gfx.booster_loss(booster)
+
+
+def test_saved_estimator_keeps_the_trained_loss_and_probabilities(tmp_path):
+    X, y = _data(500, rate=0.3, seed=39)
+    labels = np.where(y == 1, "pos", "neg")
+    clf = _clf(focal_alpha=0.3, focal_gamma=3.0).fit(X, labels)
+    proba = clf.predict_proba(X)
+    clf.set_params(focal_alpha=0.5, focal_gamma=0.0)  # not refitted: the model is still the (0.3, 3) one
+    clf.save_model(tmp_path / "model.json")
+    loaded = XGBFocalClassifier()
+    loaded.load_model(tmp_path / "model.json")
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+    assert loaded.focal_loss() == FocalLoss(0.3, 3.0) and loaded.classes_.tolist() == ["neg", "pos"]
+    assert gfx.booster_loss(loaded.get_booster()) == FocalLoss(0.3, 3.0)
+
+
+def test_save_model_before_fit_raises_not_fitted(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        XGBFocalClassifier().save_model(tmp_path / "model.json")
+
+
+def _with_meta(path, out, edit):
+    """Copy the JSON model at ``path`` to ``out`` with its "gbfocal" metadata changed by ``edit(meta)``."""
+    model = json.loads(path.read_text())
+    attributes = model["learner"]["attributes"]
+    meta = json.loads(attributes["gbfocal"])
+    edit(meta, attributes)
+    attributes["gbfocal"] = meta if isinstance(meta, str) else json.dumps(meta)
+    out.write_text(json.dumps(model))
+    return out
+
+
+def _set(key, value):
+    def edit(meta, attributes):
+        meta[key] = value
+
+    return edit
+
+
+def _set_focal(key, value):
+    def edit(meta, attributes):
+        meta["focal"][key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            _set("_Booster", None),
+            r"expected an object with the keys \['base_score', 'classes', 'classes_dtype', 'focal'\]",
+        ),
+        (_set_focal("n_estimators", 5), r"focal must be an object with exactly the keys"),
+        (_set_focal("focal_alpha", 1.5), "focal_alpha must lie strictly between 0 and 1"),
+        (_set_focal("focal_gamma", "2"), "focal_gamma must be a real number >= 0"),
+        (_set_focal("focal_hessian", "newton"), "focal_hessian must be one of"),
+        (_set_focal("focal_proba", "raw"), "focal_proba must be one of"),
+        (_set("classes", ["a", "b", "c"]), "classes must be a list of two labels"),
+        (_set("classes", ["b", "a"]), "classes must be two distinct labels in sorted order"),
+        (_set("classes", ["a", "a"]), "classes must be two distinct labels in sorted order"),
+        (_set("classes", [["a"], "b"]), "classes must be a list of two labels"),
+        (_set("classes_dtype", "|V8"), "classes_dtype must name a NumPy dtype of kind"),
+        (_set("classes_dtype", 3), "classes_dtype must name a NumPy dtype of kind"),
+        (_set("base_score", 2.0), r"base_score must be null or a probability in \(0, 1\)"),
+        (lambda meta, attributes: meta.clear() or meta.update(x=1), "expected an object with the keys"),
+        (
+            lambda meta, attributes: attributes.update(
+                gbfocal_loss='{"loss": "focal", "alpha": 0.5, "gamma": 0.0, "hessian": "positive"}'
+            ),
+            "name different losses",
+        ),
+    ],
+)
+def test_load_model_refuses_bad_metadata_and_keeps_the_estimator(tmp_path, edit, error):
+    X, y = _data(300, seed=40)
+    labels = np.where(y == 1, "b", "a")
+    _clf(n_estimators=3).fit(X, labels).save_model(tmp_path / "good.json")
+    bad = _with_meta(tmp_path / "good.json", tmp_path / "bad.json", edit)
+    clf = _clf(n_estimators=2, focal_gamma=1.0).fit(X, y)
+    proba, params, booster = clf.predict_proba(X), clf.get_params(), clf.get_booster()
+    with pytest.raises(ValueError, match=error):
+        clf.load_model(bad)
+    assert clf.get_booster() is booster and clf.get_params() == params and clf.classes_.tolist() == [0.0, 1.0]
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_load_model_reads_files_of_the_previous_version(tmp_path):
+    # gbfocal 0.1 wrote the same "gbfocal" metadata (object-dtype classes from pandas included) and no
+    # "gbfocal_loss" attribute.
+    X, y = _data(300, seed=41)
+    labels = np.where(y == 1, "b", "a").astype(object)
+    clf = _clf(n_estimators=3, focal_alpha=0.4).fit(X, labels)
+    assert clf.classes_.dtype == object
+    clf.save_model(tmp_path / "new.json")
+
+    def as_before(meta, attributes):
+        del attributes["gbfocal_loss"]
+
+    old = _with_meta(tmp_path / "new.json", tmp_path / "old.json", as_before)
+    loaded = XGBFocalClassifier()
+    loaded.load_model(old)
+    assert loaded.classes_.tolist() == ["a", "b"] and loaded.focal_loss() == FocalLoss(0.4, 2.0)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 def test_plain_xgbclassifier_model_loads_with_classes_zero_and_one(tmp_path):
     X, y = _data(300, seed=20)
     plain = xgb.XGBClassifier(n_estimators=3, n_jobs=1).fit(X, y.astype(int))
