@@ -966,6 +966,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         it was.
         """
         with _unchanged_on_error(self):
+            # XGBModel.load_model loads into the fitted booster in place; a new one keeps the old intact.
+            vars(self).pop("_Booster", None)
             super().load_model(fname)
             booster = self.get_booster()
             meta_str = booster.attr(_MODEL_ATTR)
