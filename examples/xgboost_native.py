@@ -3,8 +3,10 @@
 Two ways to the same model: ``gbfocal.xgboost.train`` (one call), or
 ``xgboost.train`` with the pieces ``gfx.params`` (logistic link, focal
 starting score), ``gfx.objective`` and ``gfx.metric``. The result is an
-ordinary XGBoost Booster: ``predict`` returns probabilities, and a saved
-model loads and predicts without gbfocal.
+ordinary XGBoost Booster: a saved model loads and gives the same margins
+without gbfocal. Its ``predict`` returns σ(margin), which ranks rows correctly
+but is not P(y = 1 | x) under the focal loss; ``gfx.predict_posterior`` is,
+and ``gfx.train`` stores the loss in the booster so the saved file carries it.
 
     python examples/xgboost_native.py
 """
@@ -40,9 +42,12 @@ def main() -> None:
         loss, params, dtrain, 300, evals=[(dvalid, "valid")], early_stopping_rounds=20, verbose_eval=100
     )
     best = (0, booster.best_iteration + 1)
-    p_valid = booster.predict(dvalid, iteration_range=best)  # probabilities
+    p_valid = booster.predict(dvalid, iteration_range=best)  # σ(margin): a score, not a probability
     ap = average_precision_score(y_valid, p_valid)
     print(f"best iteration {booster.best_iteration}, valid average precision {ap:.3f}")
+    posterior = gfx.predict_posterior(loss, booster, dvalid)  # P(y = 1 | x), best iteration by default
+    print(f"mean predicted P(y=1): sigma(margin) {p_valid.mean():.4f}, posterior {posterior.mean():.4f}, ", end="")
+    print(f"observed rate {y_valid.mean():.4f}")
 
     # 2. The same with xgboost.train and the pieces.
     full = gfx.params(loss, dtrain, **params)  # adds objective="binary:logistic" and base_score
@@ -53,7 +58,7 @@ def main() -> None:
     same = np.allclose(by_hand.predict(dvalid), p_valid, atol=1e-6)
     print(f"xgboost.train with gfx.params/objective/metric gives the same model: {same}")
 
-    # 3. A saved model is a plain binary:logistic XGBoost model.
+    # 3. A saved model is a plain binary:logistic XGBoost model that carries its focal loss.
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "focal.ubj"
         booster.save_model(path)
@@ -61,6 +66,9 @@ def main() -> None:
         print(
             f"reloaded predictions identical: {np.array_equal(loaded.predict(dvalid, iteration_range=best), p_valid)}"
         )
+        print(f"loss stored in the file: {gfx.booster_loss(loaded)}")
+        same_posterior = np.array_equal(gfx.predict_posterior(None, loaded, dvalid), posterior)
+        print(f"reloaded posterior identical (loss read from the file): {same_posterior}")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,26 @@ How XGBoost treats a callable objective (checked in its source, 2.1 to 3.2):
 * It estimates no starting score. Boosting starts from ``base_score`` pushed
   through the link of the *configured* objective: with
   ``objective="binary:logistic"`` that is ``logit(base_score)``, and
-  ``predict`` returns probabilities. So :func:`params` and :func:`train` set
+  ``predict`` returns σ(margin). So :func:`params` and :func:`train` set
   ``objective="binary:logistic"`` and ``base_score = σ(loss.init_score(y))``:
   the first tree is fitted at the focal-optimal constant margin, and the
-  saved model predicts correctly without gbfocal.
+  saved model gives the same margins without gbfocal.
 * It ignores ``scale_pos_weight`` (that weighting lives in the built-in
   objective); the focal loss has ``alpha`` for it, so setting both is refused.
+
+Probabilities: σ(margin), what ``Booster.predict`` returns, is *not*
+P(y = 1 | x) under the focal loss (it is pulled towards 1/2 and shifted by α).
+:func:`predict_posterior` returns the recovered posterior
+(:meth:`FocalLoss.posterior`); :func:`train` stores the loss in the booster
+(attribute ``"gbfocal_loss"``, saved with the model), so
+``predict_posterior(None, booster, data)`` needs only the booster, and a plain
+XGBoost deployment can apply the posterior formula to
+``predict(output_margin=True)`` (README, "Serving a saved focal model").
 
 Labels and weights are read from each DMatrix once, on first use, and kept
 (with the gradient/Hessian buffers) for as long as that DMatrix lives; build a
 new objective or metric if you change a DMatrix's labels or weights in place.
+Objectives and metrics may be shared by threads that train at the same time.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import json
 import numbers
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -49,14 +60,17 @@ import xgboost as xgb
 from scipy.special import expit
 from xgboost.sklearn import XGBModel
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, check_loss, focal_loss_of
+from gbfocal import _validation as V
+from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows, check_loss, focal_loss_of
 
 __all__ = [
     "DEVICES",
+    "LOSS_ATTR",
     "FocalMetric",
     "FocalObjective",
     "XGBFocalClassifier",
     "base_score",
+    "booster_loss",
     "metric",
     "objective",
     "params",
@@ -87,27 +101,50 @@ def _rows_of_dmatrix(dmatrix: xgb.DMatrix) -> PreparedRows:
     return PreparedRows(labels, dmatrix.get_weight())
 
 
-class _PerDMatrix:
-    """One value per live DMatrix, made on first use and dropped with the DMatrix."""
+def _check_dmatrix(data: object, name: str) -> xgb.DMatrix:
+    if not isinstance(data, xgb.DMatrix):
+        raise TypeError(
+            f"{name} must be an xgboost.DMatrix, got {type(data).__name__}; wrap the features and 0/1 labels "
+            "in xgb.DMatrix(X, label=y) (weights: weight=w)"
+        )
+    return data
 
-    __slots__ = ("_values",)
+
+class _PerDMatrix:
+    """One value per live DMatrix, made on first use and dropped with the DMatrix.
+
+    Thread-safe: threads that train on the same DMatrix at once share one
+    value, made once. The DMatrix is held by a weak reference only.
+    """
+
+    __slots__ = ("_lock", "_values")
 
     def __init__(self) -> None:
         self._values: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
     def get(self, dmatrix: xgb.DMatrix, make: Callable[[xgb.DMatrix], Any]) -> Any:
-        value = self._values.get(dmatrix)
-        if value is None:
-            value = self._values[dmatrix] = make(dmatrix)
+        _check_dmatrix(dmatrix, "the data set")  # a NumPy array would fail below as "unhashable type"
+        with self._lock:
+            value = self._values.get(dmatrix)
+            if value is None:
+                value = self._values[dmatrix] = make(dmatrix)
         return value
 
 
-def _check_n_threads(n_threads: object) -> int | None:
-    if n_threads is None:
-        return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None (every core), got {n_threads!r}")
-    return int(n_threads)
+class _PerThreadPerDMatrix:
+    """A :class:`_PerDMatrix` for each thread: for values that hold buffers handed back to XGBoost."""
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, dmatrix: xgb.DMatrix, make: Callable[[xgb.DMatrix], Any]) -> Any:
+        per_dmatrix = getattr(self._local, "values", None)
+        if per_dmatrix is None:
+            per_dmatrix = self._local.values = _PerDMatrix()
+        return per_dmatrix.get(dmatrix, make)
 
 
 def _one_margin_per_row(predt: np.ndarray) -> np.ndarray:
@@ -141,7 +178,9 @@ class FocalObjective:
     :class:`~gbfocal.FocalLoss`).
 
     Labels and weights are read from ``dtrain`` and validated on the first
-    call only. Picklable (the per-DMatrix state is not pickled).
+    call only. Picklable (the per-DMatrix state is not pickled). One objective
+    may serve several threads training at once, on the same DMatrix or not:
+    each thread gets its own gradient/Hessian buffers.
     """
 
     def __init__(self, loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> None:
@@ -149,12 +188,13 @@ class FocalObjective:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.device = device
-        self.n_threads = _check_n_threads(n_threads)
+        self.n_threads = V.check_n_threads(n_threads)
         self._init_state()
 
     def _init_state(self) -> None:
         self._rows = _PerDMatrix()
-        self._device_rows = _PerDMatrix()
+        # DeviceRows keep the gradient buffers they return, so each thread needs its own.
+        self._device_rows = _PerThreadPerDMatrix()
 
     def __getstate__(self) -> dict:
         return {"loss": self.loss, "device": self.device, "n_threads": self.n_threads}
@@ -193,7 +233,7 @@ class FocalMetric:
     :class:`FocalObjective`); with a built-in objective it passes
     probabilities, and this metric would be wrong. Smaller is better, so
     early stopping minimises it. Labels and weights are read from each
-    DMatrix once. Picklable.
+    DMatrix once. Picklable; may be shared by threads.
     """
 
     def __init__(self, loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> None:
@@ -201,7 +241,7 @@ class FocalMetric:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
-        self.n_threads = _check_n_threads(n_threads)
+        self.n_threads = V.check_n_threads(n_threads)
         self._rows = _PerDMatrix()
 
     def __getstate__(self) -> dict:
@@ -291,29 +331,38 @@ def params(
 ) -> dict[str, Any]:
     """XGBoost parameters for training ``loss`` with :func:`objective`.
 
-    Returns ``xgb_params`` plus ``objective="binary:logistic"`` (so
-    ``predict`` returns probabilities and the saved model needs no gbfocal)
-    and ``base_score=`` :func:`base_score` ``(loss, data, sample_weight)``, so
+    Returns ``xgb_params`` plus ``objective="binary:logistic"`` (the link:
+    ``base_score`` is a probability and ``predict`` returns σ(margin)) and
+    ``base_score=`` :func:`base_score` ``(loss, data, sample_weight)``, so
     the first tree starts at the focal-optimal constant margin. ``data`` is
     the labelled training DMatrix, or the training labels of shape ``(n,)``.
     A ``base_score`` in ``xgb_params`` is kept (it is a probability). Every
     other parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
     included, passes through untouched.
+
+    The trained model's margins need no gbfocal, but its ``predict``,
+    σ(margin), is not P(y = 1 | x) under the focal loss: use
+    :func:`predict_posterior` (or the NumPy formula in the README, "Serving
+    a saved focal model").
     """
     return _focal_params(xgb_params, base_score(loss, data, sample_weight))
 
 
 def _n_threads_of(params: Mapping[str, Any]) -> int | None:
+    """The objective's threads from XGBoost's ``nthread`` (alias ``n_jobs``): None or <= 0 is every core."""
     for key in ("nthread", "n_jobs"):
         value = params.get(key)
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
-            return int(value)
+        if value is None:
+            continue
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and value <= 0:
+            return None
+        return V.check_n_threads(value, f"params[{key!r}]")
     return None
 
 
 def train(
     loss: FocalLoss,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
     dtrain: xgb.DMatrix,
     num_boost_round: int = 10,
     *,
@@ -327,14 +376,29 @@ def train(
     :func:`objective` and, unless ``custom_metric`` is given, :func:`metric`
     reported for every set in ``evals`` (early stopping minimises it;
     XGBoost's default metric is then switched off unless ``params`` name an
-    ``eval_metric``). ``params`` go through :func:`params`: the logistic link
-    and ``base_score`` from ``loss.init_score`` are added; when continuing
-    from ``xgb_model`` the loaded model's starting score is kept. The
-    objective and metric use ``nthread`` (or ``n_jobs``) threads when set.
+    ``eval_metric``). ``params`` (None: ``{}``) go through :func:`params`: the
+    logistic link and ``base_score`` from ``loss.init_score`` are added; when
+    continuing from ``xgb_model`` the loaded model's starting score is kept.
+    The objective and metric use ``nthread`` (or ``n_jobs``) threads when set.
     ``objective_device`` is :func:`objective`'s ``device``. Other keyword
-    arguments go to ``xgboost.train``. Returns the Booster; its ``predict``
-    returns probabilities, ``predict(output_margin=True)`` raw margins.
+    arguments go to ``xgboost.train``.
+
+    Returns the Booster, with ``loss`` stored in its attribute
+    ``"gbfocal_loss"`` (JSON, saved with the model; read it back with
+    :func:`booster_loss`). ``predict(output_margin=True)`` gives raw margins;
+    ``predict`` gives σ(margin), which is not P(y = 1 | x) under the focal
+    loss: :func:`predict_posterior` is.
     """
+    loss = check_loss(loss)
+    params = {} if params is None else params
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of XGBoost parameters or None, got {type(params).__name__}")
+    _check_dmatrix(dtrain, "dtrain")
+    for pair in evals or ():
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+            shown = tuple(type(v).__name__ for v in pair) if isinstance(pair, tuple) else type(pair).__name__
+            raise TypeError(f"evals must be a list of (xgb.DMatrix, name) pairs, got an entry of type {shown}")
+        _check_dmatrix(pair[0], f"the DMatrix of evals entry {pair[1]!r}")
     if "obj" in train_kwargs:
         raise TypeError("gbfocal.xgboost.train supplies obj itself; call xgboost.train to use another objective")
     n_threads = _n_threads_of(params)
@@ -346,7 +410,95 @@ def train(
         train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
         if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
             full["disable_default_eval_metric"] = True
-    return xgb.train(full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
+    booster = xgb.train(full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
+    _store_loss(booster, loss)
+    return booster
+
+
+# --------------------------------------------------------------------------- the loss inside a booster
+
+LOSS_ATTR = "gbfocal_loss"
+"""Booster attribute holding the training loss as JSON ``{"loss": "focal", "alpha", "gamma", "hessian"}``."""
+
+
+def _store_loss(booster: xgb.Booster, loss: FocalLoss) -> None:
+    """Record ``loss`` in ``booster`` (attribute :data:`LOSS_ATTR`), so it travels in saved files."""
+    record = {"loss": "focal", "alpha": loss.alpha, "gamma": loss.gamma, "hessian": loss.hessian}
+    booster.set_attr(**{LOSS_ATTR: json.dumps(record)})
+
+
+def _loss_from_json(text: str, where: str) -> FocalLoss:
+    """The :class:`FocalLoss` of a :data:`LOSS_ATTR` record, every field checked."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where} is not valid JSON ({err}); the model file is damaged") from None
+    keys = {"loss", "alpha", "gamma", "hessian"}
+    if not isinstance(record, dict) or set(record) != keys or record["loss"] != "focal":
+        raise ValueError(
+            f"{where} must be a JSON object with exactly the keys {sorted(keys)} and loss 'focal', got {text!r}; "
+            "it was not written by gbfocal"
+        )
+    try:
+        return FocalLoss(V.check_alpha(record["alpha"]), V.check_gamma(record["gamma"]), hessian=record["hessian"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where} holds an invalid focal loss: {err}") from None
+
+
+def booster_loss(booster: xgb.Booster) -> FocalLoss:
+    """The :class:`FocalLoss` a booster was trained with, as :func:`train` stored it.
+
+    Read from the booster's attribute ``"gbfocal_loss"``, which
+    :func:`train` and :meth:`XGBFocalClassifier.fit` set and XGBoost saves in
+    the model file (JSON and UBJSON). Raises ``ValueError`` if the booster has
+    none (trained with ``xgboost.train`` by hand, or by an older gbfocal).
+    """
+    if not isinstance(booster, xgb.Booster):
+        raise TypeError(f"booster must be an xgboost.Booster, got {type(booster).__name__}")
+    text = booster.attr(LOSS_ATTR)
+    if text is None:
+        raise ValueError(
+            f"the booster carries no focal loss (attribute {LOSS_ATTR!r}): it was not trained with "
+            "gbfocal.xgboost.train or XGBFocalClassifier; pass the FocalLoss it was trained with"
+        )
+    return _loss_from_json(text, f"the booster's {LOSS_ATTR!r} attribute")
+
+
+def _best_iteration_range(booster: xgb.Booster) -> tuple[int, int] | None:
+    """``(0, best_iteration + 1)`` after early stopping, else None (every tree)."""
+    best = booster.attr("best_iteration")
+    return None if best is None else (0, int(best) + 1)
+
+
+def predict_posterior(
+    loss: FocalLoss | None, booster: xgb.Booster, data: xgb.DMatrix, **predict_kwargs: Any
+) -> np.ndarray:
+    """P(y = 1 | x) of a focal-trained booster: :meth:`FocalLoss.posterior` of its raw margins.
+
+    ``booster.predict`` returns σ(margin), which under focal loss is
+    under-confident; this returns the recovered class posterior, float64,
+    shape ``(n,)``. ``loss=None`` takes the loss stored in the booster
+    (:func:`booster_loss`); a given ``loss`` must have the stored α and γ, if
+    there is one. After early stopping the best iteration's trees are used
+    (as the scikit-learn API does), unless ``iteration_range`` is given.
+    ``predict_kwargs`` go to ``Booster.predict``.
+    """
+    if loss is None:
+        loss = booster_loss(booster)
+    else:
+        loss = check_loss(loss)
+        stored = booster.attr(LOSS_ATTR) if isinstance(booster, xgb.Booster) else None
+        if stored is not None:
+            trained = _loss_from_json(stored, f"the booster's {LOSS_ATTR!r} attribute")
+            if (trained.alpha, trained.gamma) != (loss.alpha, loss.gamma):
+                raise ValueError(
+                    f"loss={loss!r} differs from the loss the booster was trained with, {trained!r}: the posterior "
+                    "would be wrong; pass loss=None to use the booster's own"
+                )
+    if predict_kwargs.get("iteration_range") is None:
+        predict_kwargs["iteration_range"] = _best_iteration_range(booster) or (0, 0)
+    margin = booster.predict(data, output_margin=True, **predict_kwargs)
+    return loss.posterior(np.ravel(margin))
 
 
 # --------------------------------------------------------------------------- scikit-learn API
@@ -394,32 +546,91 @@ def _swapped(obj: object, **attrs: Any) -> Iterator[None]:
             setattr(obj, name, value)
 
 
+@contextlib.contextmanager
+def _unchanged_on_error(obj: object) -> Iterator[None]:
+    """Put back every attribute of ``obj`` (fitted state and hyper-parameters) if the block raises.
+
+    A shallow copy suffices: fitting replaces the booster, the classes and the
+    results with new objects and never changes the old ones in place.
+    """
+    saved = dict(vars(obj))
+    try:
+        yield
+    except BaseException:
+        vars(obj).clear()
+        vars(obj).update(saved)
+        raise
+
+
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 _MODEL_ATTR = "gbfocal"  # booster attribute that carries classes_ and the focal parameters in saved models
-
-
-def predict_posterior(loss: FocalLoss, booster: xgb.Booster, data: xgb.DMatrix, **predict_kwargs: Any) -> np.ndarray:
-    """P(y = 1 | x) of a focal-trained booster: :meth:`FocalLoss.posterior` of its raw margins.
-
-    ``booster.predict`` returns σ(margin), which under focal loss is
-    under-confident; this returns the recovered class posterior, float64,
-    shape ``(n,)``. ``predict_kwargs`` go to ``Booster.predict`` (e.g.
-    ``iteration_range``).
-    """
-    margin = booster.predict(data, output_margin=True, **predict_kwargs)
-    return loss.posterior(np.ravel(margin))
+_META_KEYS = frozenset({"classes", "classes_dtype", "focal", "base_score"})
+_CLASS_DTYPE_KINDS = "biufUO"  # what np.unique of fit's labels can be; "O": strings held as objects (pandas)
 
 
 PROBA_MODES = ("posterior", "sigmoid")
 
 
-def _positive_proba(loss: FocalLoss, mode: object, margin: np.ndarray) -> np.ndarray:
-    """Positive-class probability from raw margins under ``focal_proba`` = ``mode``."""
-    if mode == "posterior":
-        return loss.posterior(np.ravel(margin))
-    if mode == "sigmoid":
-        return expit(np.asarray(np.ravel(margin), dtype=np.float64))
-    raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}")
+def _check_fitted(estimator: object) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+
+
+def _check_proba_mode(mode: object) -> str:
+    if not isinstance(mode, str) or mode not in PROBA_MODES:
+        raise ValueError(
+            f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}: 'posterior' for P(y | x) recovered "
+            "from the focal margin, 'sigmoid' for σ(margin)"
+        )
+    return mode
+
+
+def _classes_from_meta(meta: Mapping[str, Any]) -> np.ndarray:
+    """``classes_`` from saved metadata: a 1-D array of two distinct labels, sorted, of a plain dtype."""
+    values, dtype = meta.get("classes"), meta.get("classes_dtype")
+    try:
+        dtype = np.dtype(dtype) if isinstance(dtype, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in _CLASS_DTYPE_KINDS:
+        raise ValueError(f"classes_dtype must name a NumPy dtype of kind {list(_CLASS_DTYPE_KINDS)}, got {dtype!r}")
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not all(isinstance(v, (str, int, float)) and v is not None for v in values)
+    ):
+        raise ValueError(f"classes must be a list of two labels (numbers or strings), got {values!r}")
+    try:
+        classes = np.array(values, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"classes {values!r} do not fit classes_dtype {dtype}: {err}") from None
+    if classes.ndim != 1 or not classes[0] < classes[1]:
+        raise ValueError(f"classes must be two distinct labels in sorted order, got {values!r}")
+    return classes
+
+
+def _focal_from_meta(meta: Mapping[str, Any]) -> tuple[FocalLoss, str]:
+    """The trained loss and ``focal_proba`` from saved metadata, each value checked."""
+    focal = meta.get("focal")
+    if not isinstance(focal, dict) or set(focal) != set(_FOCAL_PARAMS):
+        shown = sorted(focal) if isinstance(focal, dict) else focal
+        raise ValueError(f"focal must be an object with exactly the keys {sorted(_FOCAL_PARAMS)}, got {shown!r}")
+    loss = FocalLoss(
+        V.check_alpha(focal["focal_alpha"], "focal_alpha"),
+        V.check_gamma(focal["focal_gamma"], "focal_gamma"),
+        hessian=V.check_hessian(focal["focal_hessian"], HESSIAN_POLICIES, "focal_hessian"),
+    )
+    return loss, _check_proba_mode(focal["focal_proba"])
+
+
+def _base_score_from_meta(meta: Mapping[str, Any]) -> float | None:
+    value = meta.get("base_score")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ValueError(f"base_score must be null or a probability in (0, 1), got {value!r}")
+    return float(value)
 
 
 class XGBFocalClassifier(xgb.XGBClassifier):
@@ -449,9 +660,20 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       ``focal_proba="posterior"`` (default) returns the class posterior
       recovered from the focal margin (:meth:`gbfocal.FocalLoss.posterior`);
       ``"sigmoid"`` returns σ(margin) (under-confident for γ > 0).
-    * ``save_model``/``load_model`` keep ``classes_`` and the focal
-      parameters; the saved file is an ordinary ``binary:logistic`` XGBoost
-      model whose ``predict`` returns the positive-class probability.
+    * ``save_model``/``load_model`` keep ``classes_``, the trained loss and
+      ``focal_proba``, so a loaded estimator's ``predict_proba`` equals the
+      saved one's. The file is an ordinary ``binary:logistic`` XGBoost
+      model: plain XGBoost loads it, and its ``predict`` returns σ(margin) of
+      ``classes_[1]``, *not* this estimator's ``predict_proba`` (the focal
+      posterior) unless ``focal_proba="sigmoid"``. To serve calibrated
+      probabilities without gbfocal, apply the posterior formula to
+      ``predict(output_margin=True)`` (README, "Serving a saved focal model").
+
+    Predictions use the loss the model was trained with (``_focal_loss``,
+    set by ``fit``); changing ``focal_alpha``/``focal_gamma`` afterwards
+    takes effect at the next ``fit``. ``focal_proba`` only selects the
+    output and is read at prediction time. A ``fit`` or ``load_model`` that
+    raises leaves the estimator as it was.
 
     ``objective`` must stay ``"binary:logistic"`` (the link; the loss is
     the focal one) and ``scale_pos_weight`` unset (XGBoost ignores it with a
@@ -496,10 +718,29 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         return params
 
     def _n_threads(self) -> int | None:
+        """Threads for the objective: XGBoost's ``n_jobs``, where None or <= 0 means every core."""
         n_jobs = self.n_jobs
-        if isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs > 0:
-            return int(n_jobs)
-        return None
+        if n_jobs is None or (isinstance(n_jobs, numbers.Real) and not isinstance(n_jobs, bool) and n_jobs <= 0):
+            return None
+        return V.check_n_threads(n_jobs, "n_jobs")
+
+    def _fitted_loss(self) -> FocalLoss | None:
+        """The loss the fitted model was trained with; None for a plain XGBoost model loaded from a file."""
+        _check_fitted(self)
+        try:
+            return self._focal_loss
+        except AttributeError:  # unpickled from gbfocal 0.1, which kept no loss: its parameters are the best guess
+            return self.focal_loss()
+
+    def _trained_loss(self) -> FocalLoss:
+        """The loss the fitted model was trained with, for the posterior."""
+        loss = self._fitted_loss()
+        if loss is None:
+            raise ValueError(
+                "this model was loaded from a plain XGBoost file and was not trained with a focal loss, so there "
+                "is no focal posterior to recover; use focal_proba='sigmoid'"
+            )
+        return loss
 
     # ------------------------------------------------------------------ labels
     @property
@@ -565,10 +806,25 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         ``sample_weight`` (shape ``(n,)``) weighs rows; ``eval_set`` is a list
         of ``(X_eval, y_eval)`` with labels among those of ``y``; other keyword
         arguments (``verbose``, ``base_margin``, ``base_margin_eval_set``,
-        ``feature_weights``) go to :meth:`xgboost.XGBClassifier.fit`.
+        ``feature_weights``) go to :meth:`xgboost.XGBClassifier.fit`. If it
+        raises, the estimator keeps its previous fitted state.
         """
+        with _unchanged_on_error(self):
+            return self._fit(X, y, sample_weight, eval_set, sample_weight_eval_set, xgb_model, kwargs)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        eval_set: Sequence[tuple[Any, Any]] | None,
+        sample_weight_eval_set: Sequence[Any] | None,
+        xgb_model: Any,
+        kwargs: dict[str, Any],
+    ) -> XGBFocalClassifier:
         loss = self.focal_loss()
         # Validated up front so a bad value names the parameter, not XGBoost's internals.
+        _check_proba_mode(self.focal_proba)
         _focal_params({"objective": self.objective, "scale_pos_weight": self.scale_pos_weight}, None)
         classes, y01 = self._fit_classes(y)
         if eval_set is not None:
@@ -600,6 +856,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
                 **kwargs,
             )
         self._gbfocal_classes = classes
+        self._focal_loss = loss
+        _store_loss(self.get_booster(), loss)
         return self
 
     # ------------------------------------------------------------------ predict
@@ -616,14 +874,13 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         with ``"posterior"`` (default), :meth:`FocalLoss.posterior_margin` of
         them. The raw margins themselves: ``predict(X, output_margin=True)``.
         """
+        mode = _check_proba_mode(self.focal_proba)
         margin = self._raw_margin(
             X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
         )
-        if self.focal_proba == "sigmoid":
+        if mode == "sigmoid":
             return margin
-        if self.focal_proba == "posterior":
-            return self.focal_loss().posterior_margin(np.ravel(margin))
-        raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {self.focal_proba!r}")
+        return self._trained_loss().posterior_margin(np.ravel(margin))
 
     def _positive_posterior(self, margin: np.ndarray) -> np.ndarray:
         """P(y = classes_[1] | x) from the raw margins, shape ``(n,)``, float64.
@@ -632,9 +889,12 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         class posterior that the focal-trained margin estimates (σ(margin)
         is pulled towards 1/2 by the focal loss and shifted by α);
         ``"sigmoid"``: σ(margin), what the booster's own ``predict`` returns.
-        ``predict`` thresholds the same probability at 1/2.
+        ``predict`` thresholds the same probability at 1/2. The loss is the
+        one the model was trained with, not the current ``focal_*`` parameters.
         """
-        return _positive_proba(self.focal_loss(), self.focal_proba, margin)
+        if _check_proba_mode(self.focal_proba) == "sigmoid":
+            return expit(np.asarray(np.ravel(margin), dtype=np.float64))
+        return self._trained_loss().posterior(np.ravel(margin))
 
     def predict_proba(
         self, X: Any, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
@@ -664,9 +924,18 @@ class XGBFocalClassifier(xgb.XGBClassifier):
 
     # ------------------------------------------------------------------ persistence
     def save_model(self, fname: Any) -> None:
-        """Save as an XGBoost model; ``classes_`` and the focal parameters ride along as a booster attribute."""
+        """Save as an XGBoost model; ``classes_``, the trained loss and ``focal_proba`` ride along.
+
+        They are stored as JSON in the booster attribute ``"gbfocal"`` of the
+        file only (the fitted booster is left as it was), next to the
+        ``"gbfocal_loss"`` attribute that :func:`booster_loss` reads.
+        Raises ``NotFittedError`` before ``fit``.
+        """
+        loss = self._fitted_loss()
+        if loss is None:  # loaded from a plain XGBClassifier file: saved as the same plain model
+            super().save_model(fname)
+            return
         classes = self.classes_
-        loss = self.focal_loss()
         meta = {
             "classes": classes.tolist(),
             "classes_dtype": classes.dtype.str,
@@ -674,7 +943,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
                 "focal_alpha": loss.alpha,
                 "focal_gamma": loss.gamma,
                 "focal_hessian": loss.hessian,
-                "focal_proba": self.focal_proba,
+                "focal_proba": _check_proba_mode(self.focal_proba),
             },
             "base_score": None if self.base_score is None else float(self.base_score),
         }
@@ -686,24 +955,62 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             booster.set_attr(**{_MODEL_ATTR: None})
 
     def load_model(self, fname: Any) -> None:
-        """Load a model saved by :meth:`save_model` (or a binary ``XGBClassifier`` model)."""
-        super().load_model(fname)
-        booster = self.get_booster()
-        meta_str = booster.attr(_MODEL_ATTR)
-        booster.set_attr(**{_MODEL_ATTR: None})
-        if self.n_classes_ != 2:
-            raise ValueError(f"the model has {self.n_classes_} classes; XGBFocalClassifier is binary")
-        if meta_str is None:  # a plain XGBClassifier model: classes 0 and 1, logloss margins
-            self._gbfocal_classes = np.arange(2)
+        """Load a model saved by :meth:`save_model`, :func:`train` or a binary ``XGBClassifier``.
+
+        The saved metadata is checked field by field (the focal parameters,
+        ``focal_proba``, ``base_score`` and ``classes_``: two distinct sorted
+        labels); anything else in it is refused. A booster saved from
+        :func:`train` gets ``classes_ = [0, 1]`` and its stored loss; a plain
+        ``XGBClassifier`` model gets ``classes_ = [0, 1]`` and
+        ``focal_proba="sigmoid"``. If loading fails, the estimator is left as
+        it was.
+        """
+        with _unchanged_on_error(self):
+            # XGBModel.load_model loads into the fitted booster in place; a new one keeps the old intact.
+            vars(self).pop("_Booster", None)
+            super().load_model(fname)
+            booster = self.get_booster()
+            meta_str = booster.attr(_MODEL_ATTR)
+            booster.set_attr(**{_MODEL_ATTR: None})
+            if self.n_classes_ != 2:
+                raise ValueError(f"the model has {self.n_classes_} classes; XGBFocalClassifier is binary")
+            if meta_str is None:
+                self._load_booster_only(booster)
+                return
+            where = f"the model file's {_MODEL_ATTR!r} attribute"
+            try:
+                meta = json.loads(meta_str)
+                if not isinstance(meta, dict) or not set(meta) <= _META_KEYS or "focal" not in meta:
+                    shown = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
+                    raise ValueError(f"expected an object with the keys {sorted(_META_KEYS)}, got {shown}")
+                classes = _classes_from_meta(meta)
+                loss, proba = _focal_from_meta(meta)
+                start = _base_score_from_meta(meta)
+            except (TypeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+                raise ValueError(f"{where} is not valid gbfocal metadata: {err}") from None
+            if booster.attr(LOSS_ATTR) is not None and booster_loss(booster) != loss:
+                raise ValueError(f"{where} and the booster's {LOSS_ATTR!r} name different losses")
+            self._gbfocal_classes = classes
+            self._focal_loss = loss
+            _store_loss(booster, loss)
+            self.focal_alpha, self.focal_gamma, self.focal_hessian = loss.alpha, loss.gamma, loss.hessian
+            self.focal_proba = proba
+            # XGBModel.load_model copied the fitted base_score into the hyper-parameter; a refit must
+            # compute its own starting score again, as the saved estimator would have.
+            self.base_score = start
+
+    def _load_booster_only(self, booster: xgb.Booster) -> None:
+        """State for a file without estimator metadata: from :func:`train`, or a plain XGBClassifier."""
+        self._gbfocal_classes = np.arange(2)
+        if booster.attr(LOSS_ATTR) is None:  # plain XGBClassifier: logloss margins, σ is its probability
+            self._focal_loss = None
             self.focal_proba = "sigmoid"
             return
-        meta = json.loads(meta_str)
-        self._gbfocal_classes = np.array(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
-        for name, value in meta["focal"].items():
-            setattr(self, name, value)
-        # XGBModel.load_model copied the fitted base_score into the hyper-parameter; a refit must
-        # compute its own starting score again, as the saved estimator would have.
-        self.base_score = meta["base_score"]
+        loss = booster_loss(booster)
+        self._focal_loss = loss
+        self.focal_alpha, self.focal_gamma, self.focal_hessian = loss.alpha, loss.gamma, loss.hessian
+        self.focal_proba = "posterior"
+        self.base_score = None  # as above: a refit computes its own starting score
 
     # ------------------------------------------------------------------ tags
     def _more_tags(self) -> dict[str, bool]:

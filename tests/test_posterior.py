@@ -74,3 +74,47 @@ def test_posterior_undoes_focal_shrinkage_on_constant_model():
         for rate in (0.01, 0.1, 0.5):
             z0 = loss.init_score_from_totals(rate, 1 - rate)
             assert loss.posterior(np.array([z0]))[0] == pytest.approx(rate, rel=1e-9)
+
+
+# The README's "Serving a saved focal model" snippet, verbatim: P(y = 1 | x) from a raw margin with NumPy only.
+SERVING_SNIPPET = '''
+import numpy as np
+
+def focal_posterior(z, alpha, gamma):
+    """P(y = 1 | x) from raw margins z of a model trained with FocalLoss(alpha, gamma)."""
+    z = np.asarray(z, dtype=np.float64)
+
+    def log_pull(t, a):  # log G = log a q^γ (γ p ℓ + q), p = σ(t), q = 1 - p, ℓ = -log p
+        e = np.exp(-np.abs(t))  # exp(-|t|) in (0, 1]: never overflows
+        log1p_e = np.log1p(e)
+        log_q = -(log1p_e + np.maximum(t, 0.0))  # log σ(-t)
+        p = np.where(t >= 0.0, 1.0, e) / (1.0 + e)  # σ(t)
+        # ℓ / q without dividing two underflowing numbers (→ 1 as t → +∞)
+        l_over_q_pos = np.divide(log1p_e, e, out=np.ones_like(e), where=e > 0.0)
+        l_over_q = (1.0 + e) * np.where(t >= 0.0, l_over_q_pos, log1p_e - t)
+        return np.log(a) + (gamma + 1.0) * log_q + np.log1p(gamma * p * l_over_q)
+
+    logit = log_pull(-z, 1.0 - alpha) - log_pull(z, alpha)  # log G₀ - log G₁
+    return np.exp(-np.logaddexp(0.0, -logit))  # σ(logit), no overflow
+'''
+
+SERVING_Z = np.concatenate(
+    [s * np.array([1e-8, 1e-3, 0.5, 2.4, 10.0, 40.0, 100.0, 300.0, 700.0, 1e4]) for s in (-1.0, 1.0)] + [[0.0]]
+)
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [*PARAMS, (0.01, 10.0), (0.99, 0.3)])
+def test_serving_snippet_matches_posterior(alpha, gamma):
+    namespace: dict = {}
+    exec(SERVING_SNIPPET, namespace)  # the README text, run as users will run it
+    got = namespace["focal_posterior"](SERVING_Z, alpha, gamma)
+    want = FocalLoss(alpha, gamma).posterior(SERVING_Z)
+    normal = want >= np.finfo(np.float64).tiny  # subnormal results carry fewer digits in both
+    np.testing.assert_allclose(got[normal], want[normal], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got[~normal], want[~normal], rtol=0, atol=np.finfo(np.float64).tiny)
+    np.testing.assert_allclose(
+        namespace["focal_posterior"](SERVING_Z.astype(np.float32), alpha, gamma),
+        FocalLoss(alpha, gamma).posterior(SERVING_Z.astype(np.float32)),
+        rtol=1e-12,
+        atol=1e-300,
+    )

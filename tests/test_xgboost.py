@@ -12,6 +12,9 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -185,6 +188,71 @@ def test_objective_and_metric_pickle():
     assert met2(z, dtrain) == met(z, dtrain) == ("fl", pytest.approx(loss.mean_loss(y, z), rel=1e-12))
 
 
+# --------------------------------------------------------------------------- native: threads
+
+
+def test_one_objective_and_metric_shared_by_four_threads_train_as_serially():
+    # XGBoost with nthread=1 is deterministic, so each thread must get the serial model bit for bit.
+    # Threads sharing an objective used to write their gradients into the same buffers (measured: margins
+    # off by up to 0.87); the metric and the per-DMatrix caches are shared too.
+    X, y = _data(20_000, seed=30)
+    dtrain = xgb.DMatrix(X, label=y)
+    loss = FocalLoss(0.25, 2.0)
+    params = gfx.params(loss, dtrain, **HIST)
+
+    def fit(obj, met, wait=None):
+        history: dict = {}
+        if wait is not None:
+            wait()
+        booster = xgb.train(
+            params,
+            dtrain,
+            25,
+            obj=obj,
+            custom_metric=met,
+            evals=[(dtrain, "train")],
+            evals_result=history,
+            verbose_eval=False,
+        )
+        return booster.predict(dtrain, output_margin=True), history["train"]["focal"]
+
+    serial_margins, serial_curve = fit(gfx.objective(loss, n_threads=1), gfx.metric(loss, n_threads=1))
+    obj, met = gfx.objective(loss, n_threads=1), gfx.metric(loss, n_threads=1)  # fresh: the caches start empty
+    start = threading.Barrier(4)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: fit(obj, met, start.wait), range(4)))
+    for margins, curve in results:
+        np.testing.assert_array_equal(margins, serial_margins)
+        assert curve == serial_curve
+
+
+def test_per_dmatrix_values_are_made_once_under_threads_and_per_thread_where_asked():
+    dtrain = xgb.DMatrix(np.zeros((4, 1)), label=np.array([0.0, 1.0, 0.0, 1.0]))
+    made = []
+
+    def make(dmatrix):
+        made.append(dmatrix)
+        time.sleep(0.05)  # widens the window in which an unlocked cache makes the value twice
+        return object()
+
+    shared, start = gfx._PerDMatrix(), threading.Barrier(8)
+
+    def get(_):
+        start.wait()
+        return shared.get(dtrain, make)
+
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(get, range(8)))
+    assert len(made) == 1 and all(v is values[0] for v in values)
+
+    per_thread = gfx._PerThreadPerDMatrix()  # device rows hold the buffers they return: one per thread
+    mine = per_thread.get(dtrain, lambda d: object())
+    assert per_thread.get(dtrain, lambda d: object()) is mine
+    with ThreadPoolExecutor(1) as pool:
+        theirs = pool.submit(per_thread.get, dtrain, lambda d: object()).result()
+    assert theirs is not mine
+
+
 # --------------------------------------------------------------------------- native: bad input
 
 
@@ -195,8 +263,10 @@ def test_native_bad_inputs():
         gfx.objective("focal")
     with pytest.raises(ValueError, match="device must be one of"):
         gfx.objective(loss, device="gpu")
-    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+    with pytest.raises(ValueError, match=r"n_threads must be a positive int or None \(every core\), got 0"):
         gfx.metric(loss, n_threads=0)
+    with pytest.raises(TypeError, match="n_threads must be a positive int or None"):
+        gfx.objective(loss, n_threads=1.5)
     with pytest.raises(ValueError, match="the DMatrix has no labels"):
         gfx.objective(loss)(np.zeros(100, dtype=np.float32), xgb.DMatrix(X))
     with pytest.raises(ValueError, match=r"y_true must contain only 0 and 1.*\(y > 0\)"):
@@ -217,6 +287,35 @@ def test_native_bad_inputs():
         gfx.train(loss, {}, xgb.DMatrix(X, label=y), 1, obj=gfx.objective(loss))
     with pytest.raises(ValueError, match="contains 1 NaN or infinite margin"):
         gfx.objective(loss)(np.array([np.nan] + [0.0] * 99, dtype=np.float32), xgb.DMatrix(X, label=y))
+
+
+def test_native_messages_name_the_argument_and_the_fix():
+    X, y = _data(100)
+    loss = FocalLoss()
+    dtrain = xgb.DMatrix(X, label=y)
+    with pytest.raises(
+        TypeError, match=r"dtrain must be an xgboost\.DMatrix, got ndarray; .*xgb\.DMatrix\(X, label=y\)"
+    ):
+        gfx.train(loss, {}, X)
+    with pytest.raises(TypeError, match=r"must be an xgboost\.DMatrix, got ndarray; .*xgb\.DMatrix\(X, label=y\)"):
+        gfx.objective(loss)(np.zeros(100, dtype=np.float32), y)
+    with pytest.raises(TypeError, match=r"evals must be a list of \(xgb\.DMatrix, name\) pairs.*type DMatrix$"):
+        gfx.train(loss, {}, dtrain, 1, evals=[dtrain])
+    with pytest.raises(TypeError, match=r"evals must be a list of \(xgb\.DMatrix, name\) pairs.*\('DMatrix', 'int'\)"):
+        gfx.train(loss, {}, dtrain, 1, evals=[(dtrain, 0)])
+    with pytest.raises(TypeError, match=r"the DMatrix of evals entry 'valid' must be an xgboost\.DMatrix, got ndarray"):
+        gfx.train(loss, {}, dtrain, 1, evals=[(X, "valid")])
+    with pytest.raises(TypeError, match="params must be a dict of XGBoost parameters or None, got list"):
+        gfx.train(loss, [("nthread", 1)], dtrain, 1)
+    assert gfx.train(loss, None, dtrain, 2).num_boosted_rounds() == 2  # None is {}, as in xgboost.train
+    with pytest.raises(TypeError, match=r"params\['nthread'\] must be a positive int or None"):
+        gfx.train(loss, {"nthread": 1.5}, dtrain, 1)
+    with pytest.raises(TypeError, match=r"params\['n_jobs'\] must be a positive int or None"):
+        gfx.train(loss, {"n_jobs": "2"}, dtrain, 1)
+    # XGBoost's convention: nthread <= 0 means every core
+    assert gfx.train(loss, {"nthread": -1}, dtrain, 1).num_boosted_rounds() == 1
+    with pytest.raises(ValueError, match=r"objective='binary:logitraw' conflicts with the focal loss.*leave objective"):
+        gfx.train(loss, {"objective": "binary:logitraw"}, dtrain, 1)
 
 
 # --------------------------------------------------------------------------- scikit-learn estimator
@@ -334,6 +433,91 @@ def test_classifier_set_params_after_fit_changes_the_loss():
     assert not np.allclose(clf.predict(X, output_margin=True), before)
 
 
+def test_classifier_predicts_with_the_loss_it_was_trained_with():
+    X, y = _data(800, rate=0.2, seed=31)
+    clf = _clf(focal_alpha=0.25, focal_gamma=2.0).fit(X, y)
+    proba, logit_ = clf.predict_proba(X), clf.decision_function(X)
+    clf.set_params(focal_gamma=0.0, focal_alpha=0.5)  # takes effect at the next fit, not before
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    np.testing.assert_array_equal(clf.decision_function(X), logit_)
+    np.testing.assert_array_equal(proba[:, 1], FocalLoss(0.25, 2.0).posterior(clf.predict(X, output_margin=True)))
+    assert not np.allclose(clf.fit(X, y).predict_proba(X), proba)  # refit: the new loss
+
+
+def test_classifier_checks_focal_proba_at_fit_and_keeps_its_state():
+    X, y = _data(300, seed=32)
+    clf = _clf().fit(X, y)
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError, match=r"focal_proba must be one of \['posterior', 'sigmoid'\], got 'bad'"):
+        clf.set_params(focal_proba="bad").fit(X, y)
+    np.testing.assert_array_equal(clf.set_params(focal_proba="posterior").predict_proba(X), proba)
+
+
+def _raising_callback():
+    class Stop(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            raise RuntimeError("callback failed")
+
+    return Stop()
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        ("eval_set_columns", "different number of features"),
+        ("sample_weight_eval_set", "Size of weights must equal to number of rows"),
+        ("callback", "callback failed"),
+        ("sample_weight", "sample_weight has 5 rows"),
+        ("labels", "Only binary classification is supported"),
+    ],
+)
+def test_failed_refit_leaves_the_fitted_estimator_intact(failure, error):
+    X, y = _data(600, rate=0.3, seed=33)
+    labels = np.where(y == 1, "yes", "no")
+    clf = _clf(n_estimators=6).fit(X, labels, eval_set=[(X, labels)], verbose=False)
+    before = {
+        "proba": clf.predict_proba(X),
+        "predict": clf.predict(X),
+        "classes": clf.classes_,
+        "booster": clf.get_booster(),
+        "evals": clf.evals_result(),
+        "params": clf.get_params(),
+        "n_features_in": clf.n_features_in_,
+    }
+    Xb, yb = np.column_stack([X, X[:, :2]]), np.where(y == 1, 1, 0)  # another model: 8 features, 0/1 labels
+    kwargs: dict = {"eval_set": [(Xb, yb)], "verbose": False}
+    if failure == "eval_set_columns":
+        kwargs["eval_set"] = [(Xb[:, :5], yb)]
+    elif failure == "sample_weight_eval_set":
+        kwargs["sample_weight_eval_set"] = [np.ones(5)]
+    elif failure == "callback":
+        clf.set_params(callbacks=[_raising_callback()])
+    elif failure == "sample_weight":
+        kwargs["sample_weight"] = np.ones(5)
+    else:
+        yb = np.arange(600) % 3
+    with pytest.raises(Exception, match=error):
+        clf.fit(Xb, yb, **kwargs)
+    clf.set_params(callbacks=None)
+    assert clf.classes_.tolist() == ["no", "yes"] and clf.classes_.dtype == before["classes"].dtype
+    assert clf.get_booster() is before["booster"] and clf.n_features_in_ == before["n_features_in"] == 6
+    np.testing.assert_array_equal(clf.predict(X), before["predict"])
+    np.testing.assert_array_equal(clf.predict_proba(X), before["proba"])
+    assert clf.evals_result() == before["evals"]
+    assert clf.get_params() == before["params"]
+
+
+def test_classifier_n_jobs_follows_xgboost_and_is_checked():
+    X, y = _data(300, seed=34)
+    for n_jobs in (None, -1, 0):  # XGBoost: every core
+        assert _clf(n_estimators=2).set_params(n_jobs=n_jobs)._n_threads() is None
+    assert _clf(n_estimators=2).set_params(n_jobs=np.int64(2))._n_threads() == 2
+    with pytest.raises(TypeError, match="n_jobs must be a positive int or None"):
+        _clf().set_params(n_jobs=1.5).fit(X, y)
+    with pytest.raises(TypeError, match="n_jobs must be a positive int or None"):
+        _clf().set_params(n_jobs="2").fit(X, y)
+
+
 def test_classifier_in_pipeline_and_grid_search():
     X, y = _data(600, rate=0.2, seed=18)
     labels = np.where(y == 1, "yes", "no")
@@ -371,6 +555,185 @@ def test_classifier_pickles_and_round_trips_through_save_and_load(tmp_path):
         assert loaded.focal_loss() == FocalLoss(0.6, 2.0, hessian="abs")
         assert loaded.base_score is None  # a refit computes its own starting score again
     assert clf.get_booster().attr("gbfocal") is None  # the metadata lives in the file only
+
+
+def test_predict_posterior_uses_the_best_iteration_after_early_stopping():
+    X, y = _data(2000, rate=0.1, seed=35)
+    Xv, yv = _data(800, rate=0.1, seed=36)
+    dtrain, dvalid = xgb.DMatrix(X, label=y), xgb.DMatrix(Xv, label=yv)
+    loss = FocalLoss(0.25, 2.0)
+    booster = gfx.train(
+        loss,
+        {**HIST, "max_depth": 6, "eta": 0.5},
+        dtrain,
+        300,
+        evals=[(dvalid, "v")],
+        early_stopping_rounds=5,
+        verbose_eval=False,
+    )
+    best = booster.best_iteration
+    assert best + 1 < booster.num_boosted_rounds()
+    at_best = loss.posterior(booster.predict(dvalid, output_margin=True, iteration_range=(0, best + 1)))
+    every_tree = loss.posterior(booster.predict(dvalid, output_margin=True))
+    assert not np.allclose(at_best, every_tree)
+    np.testing.assert_array_equal(gfx.predict_posterior(loss, booster, dvalid), at_best)
+    np.testing.assert_array_equal(gfx.predict_posterior(None, booster, dvalid), at_best)
+    explicit = gfx.predict_posterior(loss, booster, dvalid, iteration_range=(0, booster.num_boosted_rounds()))
+    np.testing.assert_array_equal(explicit, every_tree)  # a given iteration_range wins
+
+
+def test_train_stores_the_loss_in_the_booster_and_the_saved_file(tmp_path):
+    X, y = _data(600, seed=37)
+    dtrain = xgb.DMatrix(X, label=y)
+    loss = FocalLoss(0.35, 1.5, hessian="abs")
+    booster = gfx.train(loss, HIST, dtrain, 5)
+    assert json.loads(booster.attr(gfx.LOSS_ATTR)) == {"loss": "focal", "alpha": 0.35, "gamma": 1.5, "hessian": "abs"}
+    assert gfx.booster_loss(booster) == loss
+    expected = loss.posterior(booster.predict(dtrain, output_margin=True))
+    for name in ("model.json", "model.ubj"):
+        booster.save_model(tmp_path / name)
+        loaded = xgb.Booster(model_file=tmp_path / name)
+        assert gfx.booster_loss(loaded) == loss
+        np.testing.assert_array_equal(gfx.predict_posterior(None, loaded, dtrain), expected)
+        clf = XGBFocalClassifier()  # the estimator loads it too, with its loss and classes 0 and 1
+        clf.load_model(tmp_path / name)
+        assert clf.classes_.tolist() == [0, 1] and clf.focal_loss() == loss and clf.focal_proba == "posterior"
+        np.testing.assert_array_equal(clf.predict_proba(X)[:, 1], expected)
+    more = gfx.train(FocalLoss(0.5, 0.0), HIST, dtrain, 2, xgb_model=booster)  # continued: the last loss
+    assert gfx.booster_loss(more) == FocalLoss(0.5, 0.0)
+
+
+def test_predict_posterior_without_a_stored_loss_or_with_another_one():
+    X, y = _data(300, seed=38)
+    dtrain = xgb.DMatrix(X, label=y)
+    loss = FocalLoss()
+    by_hand = xgb.train(gfx.params(loss, dtrain, **HIST), dtrain, 2, obj=gfx.objective(loss))
+    with pytest.raises(ValueError, match=r"the booster carries no focal loss .*pass the FocalLoss it was trained with"):
+        gfx.predict_posterior(None, by_hand, dtrain)
+    np.testing.assert_array_equal(
+        gfx.predict_posterior(loss, by_hand, dtrain), loss.posterior(by_hand.predict(dtrain, output_margin=True))
+    )
+    booster = gfx.train(loss, HIST, dtrain, 2)
+    with pytest.raises(ValueError, match=r"loss=FocalLoss\(alpha=0.5.* differs from the loss the booster was trained"):
+        gfx.predict_posterior(FocalLoss(0.5, 2.0), booster, dtrain)
+    same_posterior = FocalLoss(loss.alpha, loss.gamma, hessian="exact")  # the Hessian policy does not matter
+    np.testing.assert_array_equal(
+        gfx.predict_posterior(same_posterior, booster, dtrain), gfx.predict_posterior(None, booster, dtrain)
+    )
+    with pytest.raises(TypeError, match=r"booster must be an xgboost\.Booster, got XGBFocalClassifier"):
+        gfx.booster_loss(_clf())
+    booster.set_attr(**{gfx.LOSS_ATTR: json.dumps({"loss": "focal", "alpha": 2.0, "gamma": 1.0, "hessian": "abs"})})
+    with pytest.raises(ValueError, match="holds an invalid focal loss: alpha must lie strictly between 0 and 1"):
+        gfx.booster_loss(booster)
+    booster.set_attr(**{gfx.LOSS_ATTR: json.dumps({"alpha": 0.2, "gamma": 1.0, "hessian": "abs", "extra": 1})})
+    with pytest.raises(ValueError, match="must be a JSON object with exactly the keys"):
+        gfx.booster_loss(booster)
+
+
+def test_saved_estimator_keeps_the_trained_loss_and_probabilities(tmp_path):
+    X, y = _data(500, rate=0.3, seed=39)
+    labels = np.where(y == 1, "pos", "neg")
+    clf = _clf(focal_alpha=0.3, focal_gamma=3.0).fit(X, labels)
+    proba = clf.predict_proba(X)
+    clf.set_params(focal_alpha=0.5, focal_gamma=0.0)  # not refitted: the model is still the (0.3, 3) one
+    clf.save_model(tmp_path / "model.json")
+    loaded = XGBFocalClassifier()
+    loaded.load_model(tmp_path / "model.json")
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+    assert loaded.focal_loss() == FocalLoss(0.3, 3.0) and loaded.classes_.tolist() == ["neg", "pos"]
+    assert gfx.booster_loss(loaded.get_booster()) == FocalLoss(0.3, 3.0)
+
+
+def test_save_model_before_fit_raises_not_fitted(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        XGBFocalClassifier().save_model(tmp_path / "model.json")
+
+
+def _with_meta(path, out, edit):
+    """Copy the JSON model at ``path`` to ``out`` with its "gbfocal" metadata changed by ``edit(meta)``."""
+    model = json.loads(path.read_text())
+    attributes = model["learner"]["attributes"]
+    meta = json.loads(attributes["gbfocal"])
+    edit(meta, attributes)
+    attributes["gbfocal"] = meta if isinstance(meta, str) else json.dumps(meta)
+    out.write_text(json.dumps(model))
+    return out
+
+
+def _set(key, value):
+    def edit(meta, attributes):
+        meta[key] = value
+
+    return edit
+
+
+def _set_focal(key, value):
+    def edit(meta, attributes):
+        meta["focal"][key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            _set("_Booster", None),
+            r"expected an object with the keys \['base_score', 'classes', 'classes_dtype', 'focal'\]",
+        ),
+        (_set_focal("n_estimators", 5), r"focal must be an object with exactly the keys"),
+        (_set_focal("focal_alpha", 1.5), "focal_alpha must lie strictly between 0 and 1"),
+        (_set_focal("focal_gamma", "2"), "focal_gamma must be a real number >= 0"),
+        (_set_focal("focal_hessian", "newton"), "focal_hessian must be one of"),
+        (_set_focal("focal_proba", "raw"), "focal_proba must be one of"),
+        (_set("classes", ["a", "b", "c"]), "classes must be a list of two labels"),
+        (_set("classes", ["b", "a"]), "classes must be two distinct labels in sorted order"),
+        (_set("classes", ["a", "a"]), "classes must be two distinct labels in sorted order"),
+        (_set("classes", [["a"], "b"]), "classes must be a list of two labels"),
+        (_set("classes_dtype", "|V8"), "classes_dtype must name a NumPy dtype of kind"),
+        (_set("classes_dtype", 3), "classes_dtype must name a NumPy dtype of kind"),
+        (_set("base_score", 2.0), r"base_score must be null or a probability in \(0, 1\)"),
+        (lambda meta, attributes: meta.clear() or meta.update(x=1), "expected an object with the keys"),
+        (
+            lambda meta, attributes: attributes.update(
+                gbfocal_loss='{"loss": "focal", "alpha": 0.5, "gamma": 0.0, "hessian": "positive"}'
+            ),
+            "name different losses",
+        ),
+    ],
+)
+def test_load_model_refuses_bad_metadata_and_keeps_the_estimator(tmp_path, edit, error):
+    X, y = _data(300, seed=40)
+    labels = np.where(y == 1, "b", "a")
+    _clf(n_estimators=3).fit(X, labels).save_model(tmp_path / "good.json")
+    bad = _with_meta(tmp_path / "good.json", tmp_path / "bad.json", edit)
+    clf = _clf(n_estimators=2, focal_gamma=1.0).fit(X, y)
+    proba, params, booster = clf.predict_proba(X), clf.get_params(), clf.get_booster()
+    with pytest.raises(ValueError, match=error):
+        clf.load_model(bad)
+    assert clf.get_booster() is booster and clf.get_params() == params and clf.classes_.tolist() == [0.0, 1.0]
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_load_model_reads_files_of_the_previous_version(tmp_path):
+    # gbfocal 0.1 wrote the same "gbfocal" metadata (object-dtype classes from pandas included) and no
+    # "gbfocal_loss" attribute.
+    X, y = _data(300, seed=41)
+    labels = np.where(y == 1, "b", "a").astype(object)
+    clf = _clf(n_estimators=3, focal_alpha=0.4).fit(X, labels)
+    assert clf.classes_.dtype == object
+    clf.save_model(tmp_path / "new.json")
+
+    def as_before(meta, attributes):
+        del attributes["gbfocal_loss"]
+
+    old = _with_meta(tmp_path / "new.json", tmp_path / "old.json", as_before)
+    loaded = XGBFocalClassifier()
+    loaded.load_model(old)
+    assert loaded.classes_.tolist() == ["a", "b"] and loaded.focal_loss() == FocalLoss(0.4, 2.0)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 def test_plain_xgbclassifier_model_loads_with_classes_zero_and_one(tmp_path):
