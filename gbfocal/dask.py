@@ -362,7 +362,9 @@ def _train_xgboost(
         if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
             full["disable_default_eval_metric"] = True
     obj = _gfx.objective(loss, n_threads=n_threads)
-    return _xgb_dask.train(client, full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
+    out = _xgb_dask.train(client, full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
+    _gfx._store_loss(out["booster"], loss)  # as gbfocal.xgboost.train: predict_posterior(None, ...) reads it
+    return out
 
 
 def xgboost_train(
@@ -777,7 +779,7 @@ class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
         if stage == "fit":
             if all(given.get(k) is None for k in _gfl._aliases("metric")):
                 params["metric"] = "None"  # the regressor's default, l2, means nothing here
-            self._objective = _gfl.FocalObjective(focal_loss_of(self), params.get("num_threads"))
+            self._objective = _gfl.FocalObjective(focal_loss_of(self), _gfl._threads_from_params(params))
             params["objective"] = self._objective
         return params
 
@@ -895,6 +897,7 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
             )
         _gfl._refuse_random_forest(given)
         _gfl._refuse_linear_trees(given)
+        _gfl._refuse_ignored_class_weights(given)
         for key in _gfl._aliases("metric"):
             _gfl._refuse_probability_metrics(given.get(key), key)
         _gfl._refuse_probability_metrics(eval_metric, "eval_metric")
@@ -930,6 +933,7 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
             self._other_params.pop(key, None)
             self.__dict__.pop(key, None)
         _gfl._fold_into_first_tree(self._Booster, start)
+        _gfl._record_loss(self._Booster, loss)
         self._classes = classes
         self._n_classes = 2
         self._focal_loss = loss  # what LGBMFocalClassifier.fit leaves for prediction; to_local copies it
