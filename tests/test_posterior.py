@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,8 @@ def test_serving_snippet_matches_posterior(alpha, gamma):
         rtol=1e-12,
         atol=1e-300,
     )
+
+
+def test_readme_serving_snippet_is_the_tested_one():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{SERVING_SNIPPET.strip(chr(10))}\n```" in readme
