@@ -45,12 +45,19 @@ Protocol (:data:`PROTOCOL` states it in words, and ``results.md`` repeats it):
   is not a calibrated probability for the focal loss (nor for weighted
   logloss): comparing the two columns shows that miscalibration and what the
   correction recovers; neither changes how well the model ranks.
-* **Statistics.** Per dataset × engine × method: mean over seeds and a 95%
-  Student-t interval; per dataset × engine: the paired per-seed difference in
-  average precision, ``focal − weighted_logloss``, ``focal_tuned −
-  weighted_logloss_tuned`` and ``focal − logloss``, with its 95%
-  t-interval. A difference whose interval lies below 0 is reported as a
-  loss for focal.
+* **Statistics** (:mod:`gbfocal._bench_stats`). Per dataset × engine ×
+  method: mean over seeds and a 95% Student-t interval on the logit scale
+  (metrics in [0, 1]) or the log scale (log loss, seconds, trees), so that no
+  interval leaves the metric's range; per dataset × engine: the paired
+  per-seed difference in average precision, ``focal − weighted_logloss``,
+  ``focal_tuned − weighted_logloss_tuned`` and ``focal − logloss``, with its
+  95% t-interval and paired t-test. A difference whose interval lies below 0
+  is reported as a loss for focal; beside it, the verdict after Holm's
+  correction over every paired test of the run.
+* **Timing.** Numba compiles the focal kernels on first use. A tiny focal
+  fit per engine compiles them (or loads Numba's on-disk cache) before the
+  first timed fit, in this process and in each worker; that time is reported
+  apart (``results["timing"]``) and is in no training time.
 """
 
 from __future__ import annotations
@@ -72,7 +79,9 @@ from typing import Any
 
 import numpy as np
 
+from gbfocal import _bench_stats as _stats
 from gbfocal import datasets as gd
+from gbfocal._bench_stats import t_interval
 
 __all__ = [
     "DEFAULT_ENGINES",
@@ -82,6 +91,7 @@ __all__ = [
     "MANIFEST",
     "METHODS",
     "METRICS",
+    "METRIC_SCALES",
     "PAIRS",
     "PROTOCOL",
     "BenchConfig",
@@ -124,6 +134,16 @@ METRIC_LABELS = {
     "log_loss": "log loss σ(margin)",
     "brier_calibrated": "Brier corrected",
     "log_loss_calibrated": "log loss corrected",
+}
+#: The scale each metric's interval is computed on (:func:`gbfocal._bench_stats.interval`): its range decides.
+METRIC_SCALES = {
+    "average_precision": "logit",
+    "roc_auc": "logit",
+    "precision_at_recall_50": "logit",
+    "brier": "logit",
+    "log_loss": "log",
+    "brier_calibrated": "logit",
+    "log_loss_calibrated": "log",
 }
 RECALL_TARGET = 0.5
 #: Tuning grids: the number of candidates each tuned method gets (the same for both).
@@ -169,9 +189,18 @@ PROTOCOL = (
     "training; for tuned methods the sum over all candidates).",
     "sigma(margin) is not a calibrated probability for the focal loss or for weighted logloss: its Brier score "
     "and log loss show that cost, the corrected columns what the correction recovers; ranking is unchanged.",
-    "Statistics: mean over seeds with a 95% Student-t interval; per dataset and engine, the paired per-seed "
-    "difference in average precision focal - weighted_logloss, focal_tuned - weighted_logloss_tuned and "
-    "focal - logloss, with its 95% t-interval; an interval entirely below 0 is reported as a loss for focal.",
+    "Statistics: mean over seeds with a 95% Student-t interval computed on a scale where the metric is "
+    "unbounded and mapped back, so it never leaves the metric's range: logit scale for AP, ROC-AUC, P@R=0.5 "
+    "and Brier score, log scale for log loss, training time and trees (values at a bound moved 1e-6 inside). "
+    "Per dataset and engine, the paired per-seed difference in average precision focal - weighted_logloss, "
+    "focal_tuned - weighted_logloss_tuned and focal - logloss, with its 95% t-interval and paired t-test; an "
+    "interval entirely below 0 is reported as a loss for focal.",
+    "Multiple comparisons: a run makes many paired tests, and at 5% each about one in twenty differences would "
+    "look significant by chance. Beside each raw verdict, the Holm-adjusted verdict (Holm-Bonferroni over all "
+    "paired tests of the run, adjusted p < 0.05) controls the chance of any false claim in the whole run at 5%.",
+    "Timing: before any timed fit, the Numba kernels are compiled (or loaded from Numba's on-disk cache) by a "
+    "tiny focal fit with every engine, in this process and again in each worker process; that time is "
+    "reported separately and is not included in any training time.",
 )
 
 
@@ -467,18 +496,6 @@ def _probability_scores(y: np.ndarray, logit: np.ndarray, suffix: str) -> dict[s
         f"brier{suffix}": float(np.mean((expit(logit) - y) ** 2)),
         f"log_loss{suffix}": float(np.mean(np.logaddexp(0.0, np.where(y == 1, -logit, logit)))),
     }
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the Student-t confidence interval of the mean; NaN bounds for one value."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    from scipy.stats import t
-
-    half = float(t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -1010,13 +1027,17 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
     Returns ``(summary, paired)``. ``summary`` has one entry per dataset ×
     engine × method with ``n_seeds`` and, for every metric and for
-    ``train_seconds`` and ``n_trees``, ``{"mean", "low", "high"}`` (95%
-    t-interval; None with one seed). ``paired`` has one entry per dataset ×
+    ``train_seconds`` and ``n_trees``, ``{"mean", "low", "high"}``: the mean
+    over seeds and a 95% t-interval on the scale of :data:`METRIC_SCALES`, so
+    that it stays inside the metric's range (None with one seed; see
+    :mod:`gbfocal._bench_stats`). ``paired`` has one entry per dataset ×
     engine × pair of :data:`PAIRS` whose two methods both ran: the per-seed
     differences of average precision (``focal`` side minus ``baseline``), their
-    mean and 95% t-interval, how many seeds favour focal, and a ``verdict``:
-    ``"focal loses"`` (interval below 0), ``"focal wins"`` (above 0), ``"no
-    clear difference"`` or ``"one seed: no interval"``.
+    mean and 95% t-interval, how many seeds favour focal, the paired t-test's
+    ``p_value`` and ``verdict``: ``"focal loses"`` (interval below 0), ``"focal
+    wins"`` (above 0), ``"no clear difference"`` or ``"one seed: no
+    interval"``; and ``p_holm`` / ``verdict_holm``, the same after Holm's
+    correction over every paired test in ``folds`` (adjusted p below 0.05).
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for fold in folds:
@@ -1024,9 +1045,9 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     summary = []
     for (dataset, engine, method), members in groups.items():
         entry: dict[str, Any] = {"dataset": dataset, "engine": engine, "method": method, "n_seeds": len(members)}
-        entry["metrics"] = {m: _interval([f["metrics"][m] for f in members]) for m in METRICS}
-        entry["train_seconds"] = _interval([f["train_seconds"] for f in members])
-        entry["n_trees"] = _interval([f["n_trees"] for f in members])
+        entry["metrics"] = {m: _stats.interval([f["metrics"][m] for f in members], METRIC_SCALES[m]) for m in METRICS}
+        entry["train_seconds"] = _stats.interval([f["train_seconds"] for f in members], "log")
+        entry["n_trees"] = _stats.interval([f["n_trees"] for f in members], "log")
         summary.append(entry)
 
     paired = []
@@ -1040,7 +1061,7 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
             seeds = sorted(set(ap_a) & set(ap_b))
             # Rounded: equal APs computed in a different order must not read as a consistent tiny loss.
             diffs = [round(ap_a[s] - ap_b[s], 12) for s in seeds]
-            stats = _interval(diffs)
+            stats = _stats.interval(diffs)
             paired.append(
                 {
                     "dataset": dataset,
@@ -1053,15 +1074,14 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
                     "differences": diffs,
                     **stats,
                     "focal_better_seeds": int(sum(d > 0 for d in diffs)),
+                    "p_value": _stats.paired_t_test(diffs),
                     "verdict": _verdict(stats),
                 }
             )
+    for p, adjusted in zip(paired, _stats.holm([p["p_value"] for p in paired]), strict=True):
+        p["p_holm"] = adjusted
+        p["verdict_holm"] = _holm_verdict(p["mean"], adjusted)
     return summary, paired
-
-
-def _interval(values: Sequence[float]) -> dict[str, float | None]:
-    mean, low, high = t_interval(values)
-    return {"mean": mean, "low": None if math.isnan(low) else low, "high": None if math.isnan(high) else high}
 
 
 def _verdict(stats: dict[str, float | None]) -> str:
@@ -1073,6 +1093,14 @@ def _verdict(stats: dict[str, float | None]) -> str:
     if low > 0:
         return "focal wins"
     return "no clear difference"
+
+
+def _holm_verdict(mean: float, p_holm: float | None) -> str:
+    if p_holm is None:
+        return "one seed: no interval"
+    if p_holm >= 1 - _stats.LEVEL:
+        return "no clear difference"
+    return "focal wins" if mean > 0 else "focal loses"
 
 
 # ---------------------------------------------------------------------------- records
@@ -1267,12 +1295,19 @@ def _write_outputs(result: BenchResult, folder: Path, overwrite: bool) -> None:
 
 
 def _fmt(stats: dict[str, float | None], digits: int) -> str:
+    """``mean [low, high]``: the interval is not symmetric about the mean on a logit or log scale."""
     mean, low, high = stats["mean"], stats["low"], stats["high"]
     if mean is None:
         return "n/a"
     if low is None or high is None:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def _signed(value: float, digits: int) -> str:
@@ -1330,15 +1365,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Focal loss − weighted logloss (and − logloss): average precision on the test part",
             "",
-            "Paired by seed (same split, same trees budget); mean difference and 95% t-interval.",
+            "Paired by seed (same split, same trees budget); mean difference, 95% t-interval and paired t-test "
+            f"p-value; the Holm columns correct for all {len(paired)} paired tests of this run together "
+            "(Holm-Bonferroni): trust those when scanning the whole table for wins and losses.",
             "",
-            "| dataset | engine | comparison | ΔAP | 95% interval | seeds focal better | verdict |",
-            "|---|---|---|---:|---|---:|---|",
+            "| dataset | engine | comparison | ΔAP | 95% interval | seeds focal better | p | verdict | "
+            "Holm p | verdict (Holm) |",
+            "|---|---|---|---:|---|---:|---:|---|---:|---|",
         ]
         for p in paired:
             lines.append(
                 f"| {p['dataset']} | {p['engine']} | {p['focal']} − {p['baseline']} | {_signed(p['mean'], 4)} | "
-                f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {p['verdict']} |"
+                f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {_fmt_p(p.get('p_value'))} | "
+                f"{p['verdict']} | {_fmt_p(p.get('p_holm'))} | {p.get('verdict_holm', 'n/a')} |"
             )
         lines += ["", *_plain_verdict(paired), ""]
 
@@ -1348,8 +1387,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, "
             f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})",
             "",
-            "Test-set metrics, mean ± 95% half-width over seeds (higher is better for AP, ROC-AUC and P@R=0.5, "
-            "lower for Brier and log loss; the best AP per engine is in bold).",
+            "Test-set metrics, mean over seeds [95% interval, on the logit or log scale: see Protocol] (higher "
+            "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine is in "
+            "bold). Training seconds exclude kernel compilation (see Timing).",
             "",
             "| engine | method | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | trees | train s |",
             "|---|---|" + "---:|" * (len(METRICS) + 2),
@@ -1419,6 +1459,15 @@ def _plain_verdict(paired: list[dict[str, Any]]) -> list[str]:
         out.append(f"Focal's mean AP is lower, within the noise of {n_seeds} seeds, on: {where(lower, False)}.")
     if wins:
         out.append(f"Focal loss wins significantly on: {where(wins, True)}.")
+    holm_wins = [p for p in paired if p.get("verdict_holm") == "focal wins"]
+    holm_loses = [p for p in paired if p.get("verdict_holm") == "focal loses"]
+    out.append(
+        f"After Holm's correction over all {len(paired)} paired tests: focal loss wins {len(holm_wins)} and loses "
+        f"{len(holm_loses)}"
+        + (f"; loses on: {where(holm_loses, False)}" if holm_loses else "")
+        + (f"; wins on: {where(holm_wins, False)}" if holm_wins else "")
+        + "."
+    )
     return ["- " + text for text in out]
 
 
