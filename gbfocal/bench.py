@@ -631,6 +631,30 @@ _FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] =
 }
 
 
+def _warm_up(engines: Sequence[str], threads: int) -> float:
+    """Seconds spent compiling (or loading from Numba's cache) every kernel a focal fit uses, before timing.
+
+    Numba compiles a kernel on its first call in each process (``cache=True``
+    then writes it to disk, and later processes load it). One tiny focal fit
+    per engine, with early stopping (the focal metric) and the posterior,
+    runs exactly the code of a real fit, so no timed fit pays for
+    compilation whatever the kernels' signatures. CatBoost's focal loss is
+    its own and needs none.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3)).astype(np.float32)
+    y = (np.arange(80) % 4 == 0).astype(np.int8)
+    fold = _Fold(X[:40], y[:40], X[40:60], y[40:60], X[60:], y[60:], ratio=3.0)
+    config = BenchConfig(rounds=3, early_stopping=2)
+    focal = Candidate("focal", *FOCAL_DEFAULT)
+    for engine in engines:
+        if engine != "catboost":
+            fit = _FITTERS[engine](focal, fold, config, 0, threads)
+            focal.calibrated_logit(fit.margin_test, fold.ratio)
+    return time.perf_counter() - start
+
+
 # ---------------------------------------------------------------------------- progress
 
 
@@ -782,6 +806,9 @@ def run_bench(
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = _load_average()
     clock = time.perf_counter()
+    # Before the workers start: they then load the compiled kernels from Numba's cache instead of compiling.
+    warm_up = _warm_up(config.engines, config.threads)
+    worker_warm_ups: list[float] = []
 
     bar = _Progress(n_tasks * len(_unique_candidates(config)), progress)
     dataset_info: list[dict[str, Any]] = []
@@ -806,7 +833,7 @@ def run_bench(
             for task in tasks():
                 records += _run_task(task, bar.step)
         else:
-            records = _run_in_workers(tasks(), jobs, bar)
+            records = _run_in_workers(tasks(), jobs, bar, config, worker_warm_ups)
     finally:
         bar.close()
     wall = time.perf_counter() - clock
@@ -833,6 +860,13 @@ def run_bench(
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": wall,
+        "timing": {
+            "kernel_compile_seconds": warm_up,
+            "worker_warm_up_seconds": worker_warm_ups,
+            "note": "Numba kernel compilation (or loading from its on-disk cache) by a tiny focal fit per engine, "
+            "before any timed fit, in this process (kernel_compile_seconds) and in each worker process "
+            "(worker_warm_up_seconds); included in wall_seconds, not in any training time.",
+        },
         "config": {
             **asdict(config),
             "datasets": list(names),
@@ -892,19 +926,27 @@ def _run_task(task: _Task, step: Callable[[str], None]) -> list[dict[str, Any]]:
 _WORKER_QUEUE: Any = None
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, engines: Sequence[str], threads: int) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
     # Ctrl-C reaches the whole process group: the parent alone handles it and ends the workers, so that the
     # terminal shows one line rather than a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent compiled the kernels into Numba's on-disk cache; loading them here, before the first timed
+    # fit, keeps that out of the training times too.
+    queue.put((_WARM_UP, _warm_up(engines, threads)))
+
+
+_WARM_UP = "warm-up"  # the tag of a worker's warm-up time on the progress queue
 
 
 def _run_task_in_worker(task: _Task) -> list[dict[str, Any]]:
     return _run_task(task, _WORKER_QUEUE.put)
 
 
-def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[dict[str, Any]]:
+def _run_in_workers(
+    tasks: Iterable[_Task], jobs: int, bar: _Progress, config: BenchConfig, warm_ups: list[float]
+) -> list[dict[str, Any]]:
     """Run ``tasks`` in ``jobs`` fresh processes, forwarding their progress to ``bar``.
 
     Processes, each fitting with ``config.threads`` threads (1 by default),
@@ -912,6 +954,7 @@ def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[d
     loaded machine OpenMP threads that wait for each other at every barrier
     made single fits 5-50x slower in our measurements. "spawn" starts clean
     interpreters: forking after an engine has started its OpenMP pool can hang.
+    Each worker's warm-up seconds (:func:`_warm_up`) are appended to ``warm_ups``.
     """
     import multiprocessing
     import queue as queues
@@ -926,10 +969,14 @@ def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[d
                 message = queue.get_nowait()
             except queues.Empty:
                 return
-            bar.step(message)
+            if isinstance(message, tuple) and message[0] == _WARM_UP:
+                warm_ups.append(message[1])
+            else:
+                bar.step(message)
 
     records: list[dict[str, Any]] = []
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
+    initargs = (queue, config.engines, config.threads)
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs)
     try:
         pending = {pool.submit(_run_task_in_worker, task) for task in tasks}
         while pending:
@@ -1283,7 +1330,9 @@ def _write_outputs(result: BenchResult, folder: Path, overwrite: bool) -> None:
         plots: list[str] = []
         result.results["notes"].append("matplotlib is not installed, so no plots were drawn: pip install matplotlib")
     else:
-        plots = _plots(result, folder)
+        from gbfocal._bench_plots import draw_plots
+
+        plots = draw_plots(result.results, result.predictions, folder)
     result.results["plots"] = plots
     (folder / "results.json").write_text(json.dumps(result.results, indent=1, allow_nan=False) + "\n")
     (folder / "results.md").write_text(render_markdown(result.results), encoding="utf-8")
@@ -1346,6 +1395,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"load average (1/5/15 min) {_load_text(load[0])} at the start and {_load_text(load[1])} at the end. "
         f"Python {env['python']}, {software}.",
         "",
+        *_timing_text(results.get("timing")),
         f"Setup: engines {', '.join(cfg['engines'])}; {cfg['seeds']} seeds; at most {cfg['rounds']} trees, "
         + (
             f"early stopping after {cfg['early_stopping']} rounds without improvement"
@@ -1389,7 +1439,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
             "Test-set metrics, mean over seeds [95% interval, on the logit or log scale: see Protocol] (higher "
             "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine is in "
-            "bold). Training seconds exclude kernel compilation (see Timing).",
+            "bold). Training seconds exclude kernel compilation (the compile/load line above).",
             "",
             "| engine | method | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | trees | train s |",
             "|---|---|" + "---:|" * (len(METRICS) + 2),
@@ -1423,6 +1473,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _timing_text(timing: dict[str, Any] | None) -> list[str]:
+    if not timing:
+        return []
+    workers = timing["worker_warm_up_seconds"]
+    text = f"Kernel compile/load: {timing['kernel_compile_seconds']:.1f} s, not included in training times"
+    if workers:
+        text += f" (then {len(workers)} worker processes loaded them in {min(workers):.1f}-{max(workers):.1f} s each)"
+    return [text + ".", ""]
 
 
 def _load_text(load: list[float] | None) -> str:
@@ -1489,109 +1549,3 @@ def _tuned_choices(folds: list[dict[str, Any]], dataset: str) -> list[str]:
             text = ", ".join(f"{label} ×{n}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
             out.append(f"- {method}, {engine}: {text}")
     return out
-
-
-# ---------------------------------------------------------------------------- plots
-
-
-def _plots(result: BenchResult, folder: Path) -> list[str]:
-    # Figure objects directly, not pyplot: no GUI backend and no global state, whatever the caller uses.
-    from matplotlib.figure import Figure
-
-    res = result.results
-    engines, methods = res["config"]["engines"], res["config"]["methods"]
-    colors = {m: f"C{i}" for i, m in enumerate(METHODS)}
-    files = []
-    for ds in res["datasets"]:
-        name = ds["name"]
-        arrays = result.predictions[name]
-        for kind, draw in (("pr", _draw_pr), ("reliability", _draw_reliability)):
-            fig = Figure(figsize=(5.2 * len(engines), 4.4), layout="constrained")
-            axes = fig.subplots(1, len(engines), squeeze=False)[0]
-            for ax, engine in zip(axes, engines, strict=True):
-                draw(ax, arrays, engine, methods, res["config"]["seeds"], colors)
-                ax.set_title(engine)
-            title = (
-                "precision-recall on the test part, seed 0"
-                if kind == "pr"
-                else "reliability: corrected probability (solid), σ(margin) (dotted); all seeds, quantile bins"
-            )
-            fig.suptitle(f"{name}: {title}")
-            path = f"{kind}_{name}.png"
-            fig.savefig(folder / path, dpi=100)
-            files.append(path)
-    if res["paired"]:
-        files.append(_draw_differences(res["paired"], folder))
-    return files
-
-
-def _draw_pr(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    y = arrays["y__0"]
-    for method in methods:
-        z = arrays[f"margin__{engine}__{method}__0"]
-        precision, recall, _ = precision_recall_curve(y, z)
-        ap = average_precision_score(y, z)
-        style = "--" if method.endswith("_tuned") else "-"  # a tuned model may be its untuned one: keep both visible
-        ax.step(recall, precision, style, where="post", color=colors[method], label=f"{method} (AP {ap:.3f})")
-    ax.axhline(float(y.mean()), color="grey", linestyle=":", label=f"positive rate {y.mean():.3f}")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize="small", loc="upper right")
-
-
-def _draw_reliability(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
-    """Reliability of each method's corrected probability (solid) and of its σ(margin) (faint, dotted)."""
-    from scipy.special import expit
-
-    y = np.concatenate([arrays[f"y__{s}"] for s in range(seeds)]).astype(np.float64)
-    lowest = 1.0
-    for method in methods:
-        for kind, style, alpha in (("margin", "o:", 0.35), ("calibrated", "o-", 1.0)):
-            logit = np.concatenate([arrays[f"{kind}__{engine}__{method}__{s}"] for s in range(seeds)])
-            p = expit(logit.astype(np.float64))
-            edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 11)))
-            if edges.size < 2:
-                continue
-            which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, edges.size - 2)
-            count = np.bincount(which, minlength=edges.size - 1)
-            used = count > 0
-            mean_p = np.bincount(which, weights=p, minlength=edges.size - 1)[used] / count[used]
-            freq = np.bincount(which, weights=y, minlength=edges.size - 1)[used] / count[used]
-            shown = freq > 0  # log axes: bins without a positive cannot be drawn
-            label = method if kind == "calibrated" else None
-            ax.plot(mean_p[shown], freq[shown], style, color=colors[method], markersize=3, alpha=alpha, label=label)
-            lowest = min(lowest, float(mean_p.min()), float(freq[shown].min(initial=1.0)))
-    lowest = max(lowest / 2, 1e-6)
-    ax.plot([lowest, 1], [lowest, 1], "k--", linewidth=1, label="calibrated")
-    ax.set(xscale="log", yscale="log", xlim=(lowest, 1), ylim=(lowest, 1))
-    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate")
-    ax.legend(fontsize="small", loc="upper left")
-
-
-def _draw_differences(paired: list[dict[str, Any]], folder: Path) -> str:
-    from matplotlib.figure import Figure
-
-    groups = list(dict.fromkeys((p["dataset"], p["engine"]) for p in paired))
-    fig = Figure(figsize=(7.5, 1.8 + 0.5 * len(groups)), layout="constrained")
-    ax = fig.subplots()
-    for k, (focal, baseline) in enumerate(PAIRS):
-        items = [p for p in paired if p["focal"] == focal and p["baseline"] == baseline]
-        if not items:
-            continue
-        y = [groups.index((p["dataset"], p["engine"])) + 0.2 * (k - 1) for p in items]
-        x = [p["mean"] for p in items]
-        err = [
-            [p["mean"] - p["low"] if p["low"] is not None else 0.0 for p in items],
-            [p["high"] - p["mean"] if p["high"] is not None else 0.0 for p in items],
-        ]
-        ax.errorbar(x, y, xerr=err, fmt="o", capsize=3, color=f"C{k}", label=f"{focal} − {baseline}")
-    ax.axvline(0.0, color="black", linewidth=1)
-    ax.set_yticks(range(len(groups)), [f"{d} · {e}" for d, e in groups])
-    ax.invert_yaxis()
-    ax.set_xlabel("test AP difference: mean over seeds, 95% t-interval")
-    ax.set_title("focal loss − baseline; left of 0: focal loses")
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="small")
-    path = "ap_difference.png"
-    fig.savefig(folder / path, dpi=100)
-    return path
