@@ -69,6 +69,7 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -82,6 +83,7 @@ import numpy as np
 from gbfocal import _bench_stats as _stats
 from gbfocal import datasets as gd
 from gbfocal._bench_stats import t_interval
+from gbfocal._datasets_files import subsample
 
 __all__ = [
     "DEFAULT_ENGINES",
@@ -99,6 +101,7 @@ __all__ = [
     "BenchSetupError",
     "Candidate",
     "Split",
+    "bench_data",
     "candidates",
     "render_markdown",
     "run_bench",
@@ -408,7 +411,7 @@ def _counts_suffice(n_pos: int, n_neg: int, seeds: int) -> bool:
     return _split_shortfall(y, seeds) is None
 
 
-def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
+def _check_splits(name: str, data: gd.Dataset, config: BenchConfig, full_counts: tuple[int, int] | None = None) -> None:
     """Refuse a dataset whose stratified splits leave a part without positives (or negatives), naming the fix.
 
     The fix offered is the smallest number of positives ``k`` for which every
@@ -416,13 +419,17 @@ def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
     ``max_rows`` took fewer rows than the dataset has, the smallest
     ``max_rows`` that splits well (binary search: real data subsample as
     :func:`gbfocal.datasets._subsample_counts` says; the synthetic data's
-    first rows do not depend on its size).
+    first rows do not depend on its size). ``full_counts``, ``(rows,
+    positives)`` before ``max_rows``, is needed for user data only (the
+    registry knows its own).
     """
     problem = _split_shortfall(data.y, config.seeds)
     if problem is None:
         return
     n_pos, n_neg = data.n_positive, data.n_rows - data.n_positive
     text = f"dataset {name!r} has {n_pos:,} positive rows of {data.n_rows:,}"
+    if data.class_labels is not None:
+        text += f" (positive class {data.class_labels[1]!r})"
     if n_pos == 0 or n_neg == 0 or n_pos > n_neg:
         raise BenchSetupError(f"{text}: too few of one class for the stratified splits ({problem})")
     need = next((k for k in range(n_pos + 1, n_pos + 1_000) if _counts_suffice(k, n_neg, config.seeds)), None)
@@ -430,22 +437,25 @@ def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
     if need is None:
         raise BenchSetupError(f"{text}; it cannot be benchmarked with these splits")
     text += f"; at least {need:,} positives are needed"
-    info = gd.DATASETS[name]
-    if info.package is None:  # synthetic: max_rows is its size; its first rows do not depend on it
+    info = gd.DATASETS.get(name) if data.class_labels is None else None
+    full_rows, full_pos = (info.n_rows, info.n_positive) if info is not None else full_counts or (data.n_rows, n_pos)
+    if info is not None and info.package is None:  # synthetic: max_rows is its size; its first rows do not depend on it
         y = gd.load(name, max_rows=max(20 * math.ceil(need / info.positive_rate), 2 * data.n_rows)).y
         rows = _smallest_rows(lambda m: _split_shortfall(y[:m], config.seeds) is None, data.n_rows, y.size)
-    elif config.max_rows is not None and config.max_rows < info.n_rows and info.n_positive >= need:
+    elif config.max_rows is not None and config.max_rows < full_rows and full_pos >= need:
 
         def fits(m: int) -> bool:
-            n_pos, n_neg = gd._subsample_counts(info.n_positive, info.n_rows, m)
+            n_pos, n_neg = gd._subsample_counts(full_pos, full_rows, m)
             return _counts_suffice(n_pos, n_neg, config.seeds)
 
-        rows = _smallest_rows(fits, data.n_rows, info.n_rows)
+        rows = _smallest_rows(fits, data.n_rows, full_rows)
     else:
         rows = None
     if rows is None:
         raise BenchSetupError(f"{text}, more than it has; it cannot be benchmarked with these splits")
-    every = "" if info.package is None else f", or 0 on the command line for all {info.n_rows:,} rows"
+    every = (
+        "" if info is not None and info.package is None else f", or 0 on the command line for all {full_rows:,} rows"
+    )
     raise BenchSetupError(f"{text}: raise max_rows (--max-rows) to {max(rows, _MIN_MAX_ROWS):,} or more{every}")
 
 
@@ -535,9 +545,9 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
     params = {**ENGINE_PARAMS["xgboost"], "nthread": threads, "seed": seed}
     stop = config.early_stopping or None
     start = time.perf_counter()
-    dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads)
+    dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads, enable_categorical=True)
     if cand.loss == "focal":
-        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, nthread=threads)
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, nthread=threads, enable_categorical=True)
         evals = [(dvalid, "valid")] if stop else None
         loss = FocalLoss(cand.alpha, cand.gamma)
         booster = gfx.train(
@@ -547,7 +557,7 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
         spw = cand.scale_pos_weight(fold.ratio)
         # The validation logloss carries the training class weights: early stopping on the objective itself.
         weight = _valid_weights(fold.y_valid, spw)
-        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, weight=weight, nthread=threads)
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, weight=weight, nthread=threads, enable_categorical=True)
         evals = [(dvalid, "valid")] if stop else None
         full = {**params, "objective": "binary:logistic", "scale_pos_weight": spw, "eval_metric": "logloss"}
         booster = xgb.train(full, dfit, config.rounds, evals=evals, early_stopping_rounds=stop, verbose_eval=False)
@@ -555,7 +565,7 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
     n_trees = booster.best_iteration + 1 if stop else booster.num_boosted_rounds()
     margins = [
         booster.predict(d, output_margin=True, iteration_range=(0, n_trees))
-        for d in (dvalid, xgb.DMatrix(fold.X_test, nthread=threads))
+        for d in (dvalid, xgb.DMatrix(fold.X_test, nthread=threads, enable_categorical=True))
     ]
     return _Fit(cand, *margins, n_trees=n_trees, seconds=seconds)
 
@@ -594,7 +604,7 @@ def _fit_lightgbm(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, 
 
 
 def _fit_catboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, threads: int) -> _Fit:
-    from catboost import CatBoost, Pool
+    from catboost import CatBoost
 
     params: dict[str, Any] = {
         **ENGINE_PARAMS["catboost"],
@@ -614,14 +624,27 @@ def _fit_catboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, 
     start = time.perf_counter()
     model = CatBoost(params)
     model.fit(
-        Pool(fold.X_fit, fold.y_fit),
-        eval_set=Pool(fold.X_valid, fold.y_valid) if stop else None,
+        _catboost_pool(fold.X_fit, fold.y_fit),
+        eval_set=_catboost_pool(fold.X_valid, fold.y_valid) if stop else None,
         early_stopping_rounds=stop or None,
         use_best_model=bool(stop),
     )
     seconds = time.perf_counter() - start
-    margins = [model.predict(Pool(X), prediction_type="RawFormulaVal") for X in (fold.X_valid, fold.X_test)]
+    margins = [model.predict(_catboost_pool(X), prediction_type="RawFormulaVal") for X in (fold.X_valid, fold.X_test)]
     return _Fit(cand, *margins, n_trees=int(model.tree_count_), seconds=seconds)
+
+
+def _catboost_pool(X: Any, y: np.ndarray | None = None) -> Any:
+    """A CatBoost Pool; pandas categories become strings (CatBoost takes no NaN in categorical features)."""
+    from catboost import Pool
+
+    if not hasattr(X, "dtypes"):
+        return Pool(X, y)
+    import pandas as pd
+
+    categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    X = X.assign(**{c: X[c].astype(str).where(X[c].notna(), "NaN") for c in categorical})
+    return Pool(X, y, cat_features=categorical)
 
 
 _FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] = {
@@ -801,6 +824,110 @@ def run_bench(
     loaded = {name: gd.load(name, max_rows=config.max_rows, random_state=0) for name in names}
     for name, data in loaded.items():
         _check_splits(name, data, config)
+    about = {name: _describe_dataset(name, data, config.max_rows) for name, data in loaded.items()}
+    return _run(config, loaded, about, notes, folder, overwrite, progress, command)
+
+
+def bench_data(
+    X: Any,
+    y: Any,
+    config: BenchConfig | None = None,
+    output: str | Path | None = None,
+    *,
+    positive: Any = None,
+    name: str = "data",
+    source: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> BenchResult:
+    """Benchmark the focal loss on your own data ``X, y``: the protocol, outputs and statistics of :func:`run_bench`.
+
+    ``X`` is an array of shape ``(n_rows, n_features)`` or a pandas
+    DataFrame (string and categorical columns are used as categories,
+    missing values allowed); ``y`` an array or Series of shape ``(n_rows,)``
+    with two classes of any label type. The positive class is the rarer one
+    unless ``positive`` names it (by value, or by string form: ``"1"``,
+    ``"yes"``); see :func:`gbfocal.datasets.from_xy`. ``config.datasets``
+    must be None; ``config.max_rows`` (default 40,000) takes a stratified
+    subsample of bigger data, as for the shipped datasets (None: all rows).
+    ``name`` names the dataset in the results and file names (default
+    ``"data"``), ``source`` describes where it came from (the CLI: the file
+    and target column). ``output``, ``overwrite``, ``progress`` and
+    ``command`` are those of :func:`run_bench`.
+
+    Example::
+
+        from gbfocal.bench import BenchConfig, bench_data
+
+        result = bench_data(frame.drop(columns="churned"), frame["churned"], BenchConfig(seeds=3), "out")
+        result.paired  # focal − weighted logloss per engine, raw and Holm-adjusted verdicts
+
+    Returns
+    -------
+    BenchResult
+        As :func:`run_bench`; ``results["datasets"][0]`` records the class
+        labels and which one is positive.
+
+    Raises
+    ------
+    gbfocal.datasets.DataError
+        Before anything is trained: a target with one class, more than two
+        (multiclass is not supported yet), or missing values; a
+        ``positive`` that is not a class; a column type no engine takes;
+        shapes that disagree.
+    BenchSetupError
+        Before anything is trained: a class too small for the stratified
+        splits (the message says which ``max_rows`` would do), or an
+        unusable ``output`` folder.
+    """
+    config = BenchConfig() if config is None else config
+    if config.datasets is not None:
+        raise ValueError(f"bench_data benchmarks X, y: config.datasets must be None, got {config.datasets!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    if name in gd.DATASETS:
+        raise ValueError(f"name {name!r} is a registered dataset's; choose another name for your data")
+    full = gd.from_xy(X, y, positive=positive, name=name)
+    data = subsample(full, config.max_rows, random_state=0)
+    folder = None if output is None else Path(output)
+    if folder is not None:
+        _check_output(folder, overwrite)
+    _check_engines(config.engines)
+    _check_splits(name, data, config, full_counts=(full.n_rows, full.n_positive))
+    negative, positive_label = data.class_labels
+    about = {
+        **_describe_dataset(name, data, config.max_rows, full_n_rows=full.n_rows),
+        "source": source or "user data passed to gbfocal.bench.bench_data",
+        "licence": None,
+        "target": f"{positive_label!r} (positive, coded 1) against {negative!r} (coded 0)",
+        "class_labels": [_json_label(negative), _json_label(positive_label)],
+        "categorical_features": [data.feature_names[j] for j in data.categorical_features],
+        "has_missing": _has_missing(data.X),
+    }
+    return _run(config, {name: data}, {name: about}, [], folder, overwrite, progress, command)
+
+
+def _json_label(label: Any) -> Any:
+    return label if isinstance(label, (str, int, float, bool)) or label is None else str(label)
+
+
+def _has_missing(X: Any) -> bool:
+    return bool(X.isna().to_numpy().any()) if hasattr(X, "isna") else bool(np.isnan(X).any())
+
+
+def _run(
+    config: BenchConfig,
+    loaded: dict[str, gd.Dataset],
+    about: dict[str, dict[str, Any]],
+    notes: list[str],
+    folder: Path | None,
+    overwrite: bool,
+    progress: bool,
+    command: Sequence[str] | None,
+) -> BenchResult:
+    """Train and score every dataset of ``loaded`` (checked already), and write the outputs to ``folder``."""
+    names = tuple(loaded)
     n_tasks = len(names) * config.seeds * len(config.engines)
     jobs = max(1, min(config.jobs or _usable_cpus(), n_tasks))
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -818,7 +945,7 @@ def run_bench(
     def tasks() -> Iterator[_Task]:
         for name in names:
             data = loaded.pop(name)
-            dataset_info.append(_describe_dataset(name, data, config.max_rows))
+            dataset_info.append(about[name])
             arrays = predictions[name] = {}
             for seed in range(config.seeds):
                 split = split_rows(data.y, seed)
@@ -1013,15 +1140,20 @@ def _terminate_workers(pool: Any) -> None:
             process.kill()
 
 
+def _take(X: Any, rows: np.ndarray) -> Any:
+    """Rows of a float32 array, or of a DataFrame with categorical columns (user data), keeping its type."""
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
 def _make_fold(data: gd.Dataset, split: Split) -> _Fold:
     y_fit = data.y[split.fit]
     n_pos = int(y_fit.sum())
     return _Fold(
-        X_fit=data.X[split.fit],
+        X_fit=_take(data.X, split.fit),
         y_fit=y_fit,
-        X_valid=data.X[split.valid],
+        X_valid=_take(data.X, split.valid),
         y_valid=data.y[split.valid],
-        X_test=data.X[split.test],
+        X_test=_take(data.X, split.test),
         y_test=data.y[split.test],
         ratio=(y_fit.size - n_pos) / n_pos,
     )
@@ -1204,20 +1336,25 @@ def _environment(load_start: list[float] | None) -> dict[str, Any]:
     }
 
 
-def _describe_dataset(name: str, data: gd.Dataset, max_rows: int | None) -> dict[str, Any]:
-    info = gd.DATASETS[name]
-    return {
+def _describe_dataset(
+    name: str, data: gd.Dataset, max_rows: int | None, full_n_rows: int | None = None
+) -> dict[str, Any]:
+    """What ``results.json`` says about a dataset; registry entries add their source, licence and target."""
+    out: dict[str, Any] = {
         "name": name,
         "n_rows": data.n_rows,
         "n_features": data.n_features,
         "n_positive": data.n_positive,
         "positive_rate": data.positive_rate,
-        "full_n_rows": info.n_rows if info.package is not None else data.n_rows,
+        "full_n_rows": data.n_rows if full_n_rows is None else full_n_rows,
         "max_rows": max_rows,
-        "source": info.source,
-        "licence": info.licence,
-        "target": info.target,
     }
+    info = gd.DATASETS.get(name)
+    if info is not None and full_n_rows is None:
+        if info.package is not None:
+            out["full_n_rows"] = info.n_rows
+        out.update(source=info.source, licence=info.licence, target=info.target)
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -1237,20 +1374,28 @@ def _json_safe(value: Any) -> Any:
 # ---------------------------------------------------------------------------- outputs
 
 
-def _is_output_name(relative: str) -> bool:
-    """Whether ``relative`` ('/'-separated, inside the output folder) is a name a bench run writes."""
+def _is_output_name(relative: str, datasets: Callable[[str], bool] = gd.DATASETS.__contains__) -> bool:
+    """Whether ``relative`` ('/'-separated, inside the output folder) is a name a bench run writes.
+
+    ``datasets`` says which dataset names qualify: registry names by default.
+    """
     parts = relative.split("/")
     if len(parts) == 2:
-        return parts[0] == "predictions" and parts[1].endswith(".npz") and parts[1][: -len(".npz")] in gd.DATASETS
+        return parts[0] == "predictions" and parts[1].endswith(".npz") and datasets(parts[1][: -len(".npz")])
     if len(parts) != 1:
         return False
     name = parts[0]
     if name in ("results.json", "results.md", "ap_difference.png", MANIFEST):
         return True
     for prefix in ("pr_", "reliability_"):
-        if name.startswith(prefix) and name.endswith(".png") and name[len(prefix) : -len(".png")] in gd.DATASETS:
+        if name.startswith(prefix) and name.endswith(".png") and datasets(name[len(prefix) : -len(".png")]):
             return True
     return False
+
+
+def _user_data_name(name: str) -> bool:
+    """A registry name, or one :func:`gbfocal.datasets.from_xy` accepts (the names a manifest may list)."""
+    return name in gd.DATASETS or (re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None and not name.startswith("."))
 
 
 def _read_manifest(folder: Path) -> list[str] | None:
@@ -1272,11 +1417,13 @@ def _previous_outputs(folder: Path) -> list[Path]:
     damaged or hand-edited manifest cannot point outside the folder.
     """
     listed = _read_manifest(folder)
+    known = _user_data_name  # a manifest was written by a run: its user data names are that run's
     if listed is None:
         top = [p.name for p in folder.iterdir()]
         inner = [f"predictions/{p.name}" for p in (folder / "predictions").glob("*")]
         listed = top + inner
-    names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n)]
+        known = gd.DATASETS.__contains__  # without one, only what a registry dataset's run would be named
+    names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n, known)]
     return [folder / n for n in names if (folder / n).is_symlink() or (folder / n).is_file()]
 
 
