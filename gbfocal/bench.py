@@ -1584,6 +1584,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, "
             f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})",
             "",
+            *(
+                [f"Data: {ds['source']}. Target: {ds['target']}.", ""]
+                if "class_labels" in ds  # the user's own data: say which class is positive
+                else []
+            ),
             "Test-set metrics, mean over seeds [95% interval, on the logit or log scale: see Protocol] (higher "
             "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine is in "
             "bold). Training seconds exclude kernel compilation (the compile/load line above).",
