@@ -69,7 +69,6 @@ import json
 import math
 import os
 import platform
-import re
 import signal
 import sys
 import time
@@ -1393,9 +1392,14 @@ def _is_output_name(relative: str, datasets: Callable[[str], bool] = gd.DATASETS
     return False
 
 
-def _user_data_name(name: str) -> bool:
-    """A registry name, or one :func:`gbfocal.datasets.from_xy` accepts (the names a manifest may list)."""
-    return name in gd.DATASETS or (re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None and not name.startswith("."))
+def _manifest_datasets(folder: Path) -> list[str]:
+    """The dataset names the previous run's manifest records (user data included), or none."""
+    try:
+        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    names = listed.get("datasets") if isinstance(listed, dict) else None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def _read_manifest(folder: Path) -> list[str] | None:
@@ -1417,12 +1421,15 @@ def _previous_outputs(folder: Path) -> list[Path]:
     damaged or hand-edited manifest cannot point outside the folder.
     """
     listed = _read_manifest(folder)
-    known = _user_data_name  # a manifest was written by a run: its user data names are that run's
+    own = _manifest_datasets(folder) if listed is not None else []
+
+    def known(name: str) -> bool:  # registry datasets, and the user data the manifest says that run used
+        return name in gd.DATASETS or name in own
+
     if listed is None:
         top = [p.name for p in folder.iterdir()]
         inner = [f"predictions/{p.name}" for p in (folder / "predictions").glob("*")]
         listed = top + inner
-        known = gd.DATASETS.__contains__  # without one, only what a registry dataset's run would be named
     names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n, known)]
     return [folder / n for n in names if (folder / n).is_symlink() or (folder / n).is_file()]
 
@@ -1486,7 +1493,12 @@ def _write_outputs(result: BenchResult, folder: Path, overwrite: bool) -> None:
     result.output = folder
     result.files = ["results.json", "results.md", *files, *plots, MANIFEST]
     # Written last: a folder with a manifest holds one complete run, and the next run removes what it lists.
-    manifest = {"schema": _MANIFEST_SCHEMA, "started": result.results["started"], "files": result.files}
+    manifest = {
+        "schema": _MANIFEST_SCHEMA,
+        "started": result.results["started"],
+        "datasets": result.results["config"]["datasets"],
+        "files": result.files,
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
