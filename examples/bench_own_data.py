@@ -40,8 +40,9 @@ def customers(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
 
 def main() -> None:
     frame = customers()
-    config = BenchConfig(seeds=2, rounds=30, early_stopping=10, methods=("focal", "weighted_logloss", "logloss"))
-    config = BenchConfig(**{**config.__dict__, "jobs": 1})  # tiny data: worker processes would cost more
+    methods = ("focal", "weighted_logloss", "logloss")
+    # jobs=1: on data this small, starting worker processes would cost more than it saves
+    config = BenchConfig(seeds=2, rounds=30, early_stopping=10, methods=methods, jobs=1)
     with tempfile.TemporaryDirectory() as folder:
         result = bench_data(frame.drop(columns="churned"), frame["churned"], config, folder, progress=False)
         (ds,) = result.results["datasets"]

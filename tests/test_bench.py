@@ -301,8 +301,10 @@ def test_kernels_are_warm_before_the_first_timed_fit(monkeypatch):
 
     monkeypatch.setattr(bench, "_warm_up", warm_up)
     monkeypatch.setattr(bench, "_FITTERS", {e: fitter(e) for e in real_fitters})
-    config = BenchConfig(datasets=("synthetic",), engines=("lightgbm",), methods=("focal",), seeds=1, rounds=3)
-    run_bench(BenchConfig(**{**config.__dict__, "max_rows": 1_000, "jobs": 1}), progress=False)
+    config = BenchConfig(
+        datasets=("synthetic",), engines=("lightgbm",), methods=("focal",), seeds=1, rounds=3, max_rows=1_000, jobs=1
+    )
+    run_bench(config, progress=False)
     # the warm-up's own tiny fit goes through the patched fitter too, then the one timed fit
     assert events == ["warm-up", "fit", "fit"]
 

@@ -204,8 +204,9 @@ def test_bench_data_refuses_before_training(tmp_path, monkeypatch):
 
 def test_bench_data_subsamples_like_the_shipped_data():
     frame = _frame(3_000)
-    config = BenchConfig(seeds=2, rounds=2, early_stopping=0, methods=("focal",), engines=("lightgbm",), jobs=1)
-    config = BenchConfig(**{**config.__dict__, "max_rows": 1_000})
+    config = BenchConfig(
+        seeds=2, rounds=2, early_stopping=0, methods=("focal",), engines=("lightgbm",), jobs=1, max_rows=1_000
+    )
     result = bench_data(frame.drop(columns="label"), frame["label"], config, progress=False)
     (ds,) = result.results["datasets"]
     assert (ds["n_rows"], ds["full_n_rows"]) == (1_000, 3_000)
