@@ -45,12 +45,19 @@ Protocol (:data:`PROTOCOL` states it in words, and ``results.md`` repeats it):
   is not a calibrated probability for the focal loss (nor for weighted
   logloss): comparing the two columns shows that miscalibration and what the
   correction recovers; neither changes how well the model ranks.
-* **Statistics.** Per dataset × engine × method: mean over seeds and a 95%
-  Student-t interval; per dataset × engine: the paired per-seed difference in
-  average precision, ``focal − weighted_logloss``, ``focal_tuned −
-  weighted_logloss_tuned`` and ``focal − logloss``, with its 95%
-  t-interval. A difference whose interval lies below 0 is reported as a
-  loss for focal.
+* **Statistics** (:mod:`gbfocal._bench_stats`). Per dataset × engine ×
+  method: mean over seeds and a 95% Student-t interval on the logit scale
+  (metrics in [0, 1]) or the log scale (log loss, seconds, trees), so that no
+  interval leaves the metric's range; per dataset × engine: the paired
+  per-seed difference in average precision, ``focal − weighted_logloss``,
+  ``focal_tuned − weighted_logloss_tuned`` and ``focal − logloss``, with its
+  95% t-interval and paired t-test. A difference whose interval lies below 0
+  is reported as a loss for focal; beside it, the verdict after Holm's
+  correction over every paired test of the run.
+* **Timing.** Numba compiles the focal kernels on first use. A tiny focal
+  fit per engine compiles them (or loads Numba's on-disk cache) before the
+  first timed fit, in this process and in each worker; that time is reported
+  apart (``results["timing"]``) and is in no training time.
 """
 
 from __future__ import annotations
@@ -72,7 +79,10 @@ from typing import Any
 
 import numpy as np
 
+from gbfocal import _bench_stats as _stats
 from gbfocal import datasets as gd
+from gbfocal._bench_stats import t_interval
+from gbfocal._datasets_files import subsample
 
 __all__ = [
     "DEFAULT_ENGINES",
@@ -82,6 +92,7 @@ __all__ = [
     "MANIFEST",
     "METHODS",
     "METRICS",
+    "METRIC_SCALES",
     "PAIRS",
     "PROTOCOL",
     "BenchConfig",
@@ -89,6 +100,7 @@ __all__ = [
     "BenchSetupError",
     "Candidate",
     "Split",
+    "bench_data",
     "candidates",
     "render_markdown",
     "run_bench",
@@ -124,6 +136,16 @@ METRIC_LABELS = {
     "log_loss": "log loss σ(margin)",
     "brier_calibrated": "Brier corrected",
     "log_loss_calibrated": "log loss corrected",
+}
+#: The scale each metric's interval is computed on (:func:`gbfocal._bench_stats.interval`): its range decides.
+METRIC_SCALES = {
+    "average_precision": "logit",
+    "roc_auc": "logit",
+    "precision_at_recall_50": "logit",
+    "brier": "logit",
+    "log_loss": "log",
+    "brier_calibrated": "logit",
+    "log_loss_calibrated": "log",
 }
 RECALL_TARGET = 0.5
 #: Tuning grids: the number of candidates each tuned method gets (the same for both).
@@ -169,9 +191,18 @@ PROTOCOL = (
     "training; for tuned methods the sum over all candidates).",
     "sigma(margin) is not a calibrated probability for the focal loss or for weighted logloss: its Brier score "
     "and log loss show that cost, the corrected columns what the correction recovers; ranking is unchanged.",
-    "Statistics: mean over seeds with a 95% Student-t interval; per dataset and engine, the paired per-seed "
-    "difference in average precision focal - weighted_logloss, focal_tuned - weighted_logloss_tuned and "
-    "focal - logloss, with its 95% t-interval; an interval entirely below 0 is reported as a loss for focal.",
+    "Statistics: mean over seeds with a 95% Student-t interval computed on a scale where the metric is "
+    "unbounded and mapped back, so it never leaves the metric's range: logit scale for AP, ROC-AUC, P@R=0.5 "
+    "and Brier score, log scale for log loss, training time and trees (values at a bound moved 1e-6 inside). "
+    "Per dataset and engine, the paired per-seed difference in average precision focal - weighted_logloss, "
+    "focal_tuned - weighted_logloss_tuned and focal - logloss, with its 95% t-interval and paired t-test; an "
+    "interval entirely below 0 is reported as a loss for focal.",
+    "Multiple comparisons: a run makes many paired tests, and at 5% each about one in twenty differences would "
+    "look significant by chance. Beside each raw verdict, the Holm-adjusted verdict (Holm-Bonferroni over all "
+    "paired tests of the run, adjusted p < 0.05) controls the chance of any false claim in the whole run at 5%.",
+    "Timing: before any timed fit, the Numba kernels are compiled (or loaded from Numba's on-disk cache) by a "
+    "tiny focal fit with every engine, in this process and again in each worker process; that time is "
+    "reported separately and is not included in any training time.",
 )
 
 
@@ -379,7 +410,7 @@ def _counts_suffice(n_pos: int, n_neg: int, seeds: int) -> bool:
     return _split_shortfall(y, seeds) is None
 
 
-def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
+def _check_splits(name: str, data: gd.Dataset, config: BenchConfig, full_counts: tuple[int, int] | None = None) -> None:
     """Refuse a dataset whose stratified splits leave a part without positives (or negatives), naming the fix.
 
     The fix offered is the smallest number of positives ``k`` for which every
@@ -387,13 +418,17 @@ def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
     ``max_rows`` took fewer rows than the dataset has, the smallest
     ``max_rows`` that splits well (binary search: real data subsample as
     :func:`gbfocal.datasets._subsample_counts` says; the synthetic data's
-    first rows do not depend on its size).
+    first rows do not depend on its size). ``full_counts``, ``(rows,
+    positives)`` before ``max_rows``, is needed for user data only (the
+    registry knows its own).
     """
     problem = _split_shortfall(data.y, config.seeds)
     if problem is None:
         return
     n_pos, n_neg = data.n_positive, data.n_rows - data.n_positive
     text = f"dataset {name!r} has {n_pos:,} positive rows of {data.n_rows:,}"
+    if data.class_labels is not None:
+        text += f" (positive class {data.class_labels[1]!r})"
     if n_pos == 0 or n_neg == 0 or n_pos > n_neg:
         raise BenchSetupError(f"{text}: too few of one class for the stratified splits ({problem})")
     need = next((k for k in range(n_pos + 1, n_pos + 1_000) if _counts_suffice(k, n_neg, config.seeds)), None)
@@ -401,22 +436,25 @@ def _check_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
     if need is None:
         raise BenchSetupError(f"{text}; it cannot be benchmarked with these splits")
     text += f"; at least {need:,} positives are needed"
-    info = gd.DATASETS[name]
-    if info.package is None:  # synthetic: max_rows is its size; its first rows do not depend on it
+    info = gd.DATASETS.get(name) if data.class_labels is None else None
+    full_rows, full_pos = (info.n_rows, info.n_positive) if info is not None else full_counts or (data.n_rows, n_pos)
+    if info is not None and info.package is None:  # synthetic: max_rows is its size; its first rows do not depend on it
         y = gd.load(name, max_rows=max(20 * math.ceil(need / info.positive_rate), 2 * data.n_rows)).y
         rows = _smallest_rows(lambda m: _split_shortfall(y[:m], config.seeds) is None, data.n_rows, y.size)
-    elif config.max_rows is not None and config.max_rows < info.n_rows and info.n_positive >= need:
+    elif config.max_rows is not None and config.max_rows < full_rows and full_pos >= need:
 
         def fits(m: int) -> bool:
-            n_pos, n_neg = gd._subsample_counts(info.n_positive, info.n_rows, m)
+            n_pos, n_neg = gd._subsample_counts(full_pos, full_rows, m)
             return _counts_suffice(n_pos, n_neg, config.seeds)
 
-        rows = _smallest_rows(fits, data.n_rows, info.n_rows)
+        rows = _smallest_rows(fits, data.n_rows, full_rows)
     else:
         rows = None
     if rows is None:
         raise BenchSetupError(f"{text}, more than it has; it cannot be benchmarked with these splits")
-    every = "" if info.package is None else f", or 0 on the command line for all {info.n_rows:,} rows"
+    every = (
+        "" if info is not None and info.package is None else f", or 0 on the command line for all {full_rows:,} rows"
+    )
     raise BenchSetupError(f"{text}: raise max_rows (--max-rows) to {max(rows, _MIN_MAX_ROWS):,} or more{every}")
 
 
@@ -469,18 +507,6 @@ def _probability_scores(y: np.ndarray, logit: np.ndarray, suffix: str) -> dict[s
     }
 
 
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the Student-t confidence interval of the mean; NaN bounds for one value."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    from scipy.stats import t
-
-    half = float(t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
-
-
 # ---------------------------------------------------------------------------- fitting
 
 
@@ -518,9 +544,9 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
     params = {**ENGINE_PARAMS["xgboost"], "nthread": threads, "seed": seed}
     stop = config.early_stopping or None
     start = time.perf_counter()
-    dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads)
+    dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads, enable_categorical=True)
     if cand.loss == "focal":
-        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, nthread=threads)
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, nthread=threads, enable_categorical=True)
         evals = [(dvalid, "valid")] if stop else None
         loss = FocalLoss(cand.alpha, cand.gamma)
         booster = gfx.train(
@@ -530,7 +556,7 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
         spw = cand.scale_pos_weight(fold.ratio)
         # The validation logloss carries the training class weights: early stopping on the objective itself.
         weight = _valid_weights(fold.y_valid, spw)
-        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, weight=weight, nthread=threads)
+        dvalid = xgb.DMatrix(fold.X_valid, label=fold.y_valid, weight=weight, nthread=threads, enable_categorical=True)
         evals = [(dvalid, "valid")] if stop else None
         full = {**params, "objective": "binary:logistic", "scale_pos_weight": spw, "eval_metric": "logloss"}
         booster = xgb.train(full, dfit, config.rounds, evals=evals, early_stopping_rounds=stop, verbose_eval=False)
@@ -538,7 +564,7 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
     n_trees = booster.best_iteration + 1 if stop else booster.num_boosted_rounds()
     margins = [
         booster.predict(d, output_margin=True, iteration_range=(0, n_trees))
-        for d in (dvalid, xgb.DMatrix(fold.X_test, nthread=threads))
+        for d in (dvalid, xgb.DMatrix(fold.X_test, nthread=threads, enable_categorical=True))
     ]
     return _Fit(cand, *margins, n_trees=n_trees, seconds=seconds)
 
@@ -577,7 +603,7 @@ def _fit_lightgbm(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, 
 
 
 def _fit_catboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, threads: int) -> _Fit:
-    from catboost import CatBoost, Pool
+    from catboost import CatBoost
 
     params: dict[str, Any] = {
         **ENGINE_PARAMS["catboost"],
@@ -597,14 +623,27 @@ def _fit_catboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, 
     start = time.perf_counter()
     model = CatBoost(params)
     model.fit(
-        Pool(fold.X_fit, fold.y_fit),
-        eval_set=Pool(fold.X_valid, fold.y_valid) if stop else None,
+        _catboost_pool(fold.X_fit, fold.y_fit),
+        eval_set=_catboost_pool(fold.X_valid, fold.y_valid) if stop else None,
         early_stopping_rounds=stop or None,
         use_best_model=bool(stop),
     )
     seconds = time.perf_counter() - start
-    margins = [model.predict(Pool(X), prediction_type="RawFormulaVal") for X in (fold.X_valid, fold.X_test)]
+    margins = [model.predict(_catboost_pool(X), prediction_type="RawFormulaVal") for X in (fold.X_valid, fold.X_test)]
     return _Fit(cand, *margins, n_trees=int(model.tree_count_), seconds=seconds)
+
+
+def _catboost_pool(X: Any, y: np.ndarray | None = None) -> Any:
+    """A CatBoost Pool; pandas categories become strings (CatBoost takes no NaN in categorical features)."""
+    from catboost import Pool
+
+    if not hasattr(X, "dtypes"):
+        return Pool(X, y)
+    import pandas as pd
+
+    categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    X = X.assign(**{c: X[c].astype(str).where(X[c].notna(), "NaN") for c in categorical})
+    return Pool(X, y, cat_features=categorical)
 
 
 _FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] = {
@@ -612,6 +651,30 @@ _FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] =
     "lightgbm": _fit_lightgbm,
     "catboost": _fit_catboost,
 }
+
+
+def _warm_up(engines: Sequence[str], threads: int) -> float:
+    """Seconds spent compiling (or loading from Numba's cache) every kernel a focal fit uses, before timing.
+
+    Numba compiles a kernel on its first call in each process (``cache=True``
+    then writes it to disk, and later processes load it). One tiny focal fit
+    per engine, with early stopping (the focal metric) and the posterior,
+    runs exactly the code of a real fit, so no timed fit pays for
+    compilation whatever the kernels' signatures. CatBoost's focal loss is
+    its own and needs none.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3)).astype(np.float32)
+    y = (np.arange(80) % 4 == 0).astype(np.int8)
+    fold = _Fold(X[:40], y[:40], X[40:60], y[40:60], X[60:], y[60:], ratio=3.0)
+    config = BenchConfig(rounds=3, early_stopping=2)
+    focal = Candidate("focal", *FOCAL_DEFAULT)
+    for engine in engines:
+        if engine != "catboost":
+            fit = _FITTERS[engine](focal, fold, config, 0, threads)
+            focal.calibrated_logit(fit.margin_test, fold.ratio)
+    return time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------------- progress
@@ -760,11 +823,118 @@ def run_bench(
     loaded = {name: gd.load(name, max_rows=config.max_rows, random_state=0) for name in names}
     for name, data in loaded.items():
         _check_splits(name, data, config)
+    about = {name: _describe_dataset(name, data, config.max_rows) for name, data in loaded.items()}
+    return _run(config, loaded, about, notes, folder, overwrite, progress, command)
+
+
+def bench_data(
+    X: Any,
+    y: Any,
+    config: BenchConfig | None = None,
+    output: str | Path | None = None,
+    *,
+    positive: Any = None,
+    name: str = "data",
+    source: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> BenchResult:
+    """Benchmark the focal loss on your own data ``X, y``: the protocol, outputs and statistics of :func:`run_bench`.
+
+    ``X`` is an array of shape ``(n_rows, n_features)`` or a pandas
+    DataFrame (string and categorical columns are used as categories,
+    missing values allowed); ``y`` an array or Series of shape ``(n_rows,)``
+    with two classes of any label type. The positive class is the rarer one
+    unless ``positive`` names it (by value, or by string form: ``"1"``,
+    ``"yes"``); see :func:`gbfocal.datasets.from_xy`. ``config.datasets``
+    must be None; ``config.max_rows`` (default 40,000) takes a stratified
+    subsample of bigger data, as for the shipped datasets (None: all rows).
+    ``name`` names the dataset in the results and file names (default
+    ``"data"``), ``source`` describes where it came from (the CLI: the file
+    and target column). ``output``, ``overwrite``, ``progress`` and
+    ``command`` are those of :func:`run_bench`.
+
+    Example::
+
+        from gbfocal.bench import BenchConfig, bench_data
+
+        result = bench_data(frame.drop(columns="churned"), frame["churned"], BenchConfig(seeds=3), "out")
+        result.paired  # focal − weighted logloss per engine, raw and Holm-adjusted verdicts
+
+    Returns
+    -------
+    BenchResult
+        As :func:`run_bench`; ``results["datasets"][0]`` records the class
+        labels and which one is positive.
+
+    Raises
+    ------
+    gbfocal.datasets.DataError
+        Before anything is trained: a target with one class, more than two
+        (multiclass is not supported yet), or missing values; a
+        ``positive`` that is not a class; a column type no engine takes;
+        shapes that disagree.
+    BenchSetupError
+        Before anything is trained: a class too small for the stratified
+        splits (the message says which ``max_rows`` would do), or an
+        unusable ``output`` folder.
+    """
+    config = BenchConfig() if config is None else config
+    if config.datasets is not None:
+        raise ValueError(f"bench_data benchmarks X, y: config.datasets must be None, got {config.datasets!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    if name in gd.DATASETS:
+        raise ValueError(f"name {name!r} is a registered dataset's; choose another name for your data")
+    full = gd.from_xy(X, y, positive=positive, name=name)
+    data = subsample(full, config.max_rows, random_state=0)
+    folder = None if output is None else Path(output)
+    if folder is not None:
+        _check_output(folder, overwrite)
+    _check_engines(config.engines)
+    _check_splits(name, data, config, full_counts=(full.n_rows, full.n_positive))
+    negative, positive_label = data.class_labels
+    about = {
+        **_describe_dataset(name, data, config.max_rows, full_n_rows=full.n_rows),
+        "source": source or "user data passed to gbfocal.bench.bench_data",
+        "licence": None,
+        "target": f"{positive_label!r} (positive, coded 1) against {negative!r} (coded 0)",
+        "class_labels": [_json_label(negative), _json_label(positive_label)],
+        "categorical_features": [data.feature_names[j] for j in data.categorical_features],
+        "has_missing": _has_missing(data.X),
+    }
+    return _run(config, {name: data}, {name: about}, [], folder, overwrite, progress, command)
+
+
+def _json_label(label: Any) -> Any:
+    return label if isinstance(label, (str, int, float, bool)) or label is None else str(label)
+
+
+def _has_missing(X: Any) -> bool:
+    return bool(X.isna().to_numpy().any()) if hasattr(X, "isna") else bool(np.isnan(X).any())
+
+
+def _run(
+    config: BenchConfig,
+    loaded: dict[str, gd.Dataset],
+    about: dict[str, dict[str, Any]],
+    notes: list[str],
+    folder: Path | None,
+    overwrite: bool,
+    progress: bool,
+    command: Sequence[str] | None,
+) -> BenchResult:
+    """Train and score every dataset of ``loaded`` (checked already), and write the outputs to ``folder``."""
+    names = tuple(loaded)
     n_tasks = len(names) * config.seeds * len(config.engines)
     jobs = max(1, min(config.jobs or _usable_cpus(), n_tasks))
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = _load_average()
     clock = time.perf_counter()
+    # Before the workers start: they then load the compiled kernels from Numba's cache instead of compiling.
+    warm_up = _warm_up(config.engines, config.threads)
+    worker_warm_ups: list[float] = []
 
     bar = _Progress(n_tasks * len(_unique_candidates(config)), progress)
     dataset_info: list[dict[str, Any]] = []
@@ -774,7 +944,7 @@ def run_bench(
     def tasks() -> Iterator[_Task]:
         for name in names:
             data = loaded.pop(name)
-            dataset_info.append(_describe_dataset(name, data, config.max_rows))
+            dataset_info.append(about[name])
             arrays = predictions[name] = {}
             for seed in range(config.seeds):
                 split = split_rows(data.y, seed)
@@ -789,7 +959,7 @@ def run_bench(
             for task in tasks():
                 records += _run_task(task, bar.step)
         else:
-            records = _run_in_workers(tasks(), jobs, bar)
+            records = _run_in_workers(tasks(), jobs, bar, config, worker_warm_ups)
     finally:
         bar.close()
     wall = time.perf_counter() - clock
@@ -816,6 +986,13 @@ def run_bench(
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": wall,
+        "timing": {
+            "kernel_compile_seconds": warm_up,
+            "worker_warm_up_seconds": worker_warm_ups,
+            "note": "Numba kernel compilation (or loading from its on-disk cache) by a tiny focal fit per engine, "
+            "before any timed fit, in this process (kernel_compile_seconds) and in each worker process "
+            "(worker_warm_up_seconds); included in wall_seconds, not in any training time.",
+        },
         "config": {
             **asdict(config),
             "datasets": list(names),
@@ -875,19 +1052,27 @@ def _run_task(task: _Task, step: Callable[[str], None]) -> list[dict[str, Any]]:
 _WORKER_QUEUE: Any = None
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, engines: Sequence[str], threads: int) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
     # Ctrl-C reaches the whole process group: the parent alone handles it and ends the workers, so that the
     # terminal shows one line rather than a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent compiled the kernels into Numba's on-disk cache; loading them here, before the first timed
+    # fit, keeps that out of the training times too.
+    queue.put((_WARM_UP, _warm_up(engines, threads)))
+
+
+_WARM_UP = "warm-up"  # the tag of a worker's warm-up time on the progress queue
 
 
 def _run_task_in_worker(task: _Task) -> list[dict[str, Any]]:
     return _run_task(task, _WORKER_QUEUE.put)
 
 
-def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[dict[str, Any]]:
+def _run_in_workers(
+    tasks: Iterable[_Task], jobs: int, bar: _Progress, config: BenchConfig, warm_ups: list[float]
+) -> list[dict[str, Any]]:
     """Run ``tasks`` in ``jobs`` fresh processes, forwarding their progress to ``bar``.
 
     Processes, each fitting with ``config.threads`` threads (1 by default),
@@ -895,6 +1080,7 @@ def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[d
     loaded machine OpenMP threads that wait for each other at every barrier
     made single fits 5-50x slower in our measurements. "spawn" starts clean
     interpreters: forking after an engine has started its OpenMP pool can hang.
+    Each worker's warm-up seconds (:func:`_warm_up`) are appended to ``warm_ups``.
     """
     import multiprocessing
     import queue as queues
@@ -909,10 +1095,14 @@ def _run_in_workers(tasks: Iterable[_Task], jobs: int, bar: _Progress) -> list[d
                 message = queue.get_nowait()
             except queues.Empty:
                 return
-            bar.step(message)
+            if isinstance(message, tuple) and message[0] == _WARM_UP:
+                warm_ups.append(message[1])
+            else:
+                bar.step(message)
 
     records: list[dict[str, Any]] = []
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
+    initargs = (queue, config.engines, config.threads)
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs)
     try:
         pending = {pool.submit(_run_task_in_worker, task) for task in tasks}
         while pending:
@@ -949,15 +1139,20 @@ def _terminate_workers(pool: Any) -> None:
             process.kill()
 
 
+def _take(X: Any, rows: np.ndarray) -> Any:
+    """Rows of a float32 array, or of a DataFrame with categorical columns (user data), keeping its type."""
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
 def _make_fold(data: gd.Dataset, split: Split) -> _Fold:
     y_fit = data.y[split.fit]
     n_pos = int(y_fit.sum())
     return _Fold(
-        X_fit=data.X[split.fit],
+        X_fit=_take(data.X, split.fit),
         y_fit=y_fit,
-        X_valid=data.X[split.valid],
+        X_valid=_take(data.X, split.valid),
         y_valid=data.y[split.valid],
-        X_test=data.X[split.test],
+        X_test=_take(data.X, split.test),
         y_test=data.y[split.test],
         ratio=(y_fit.size - n_pos) / n_pos,
     )
@@ -1010,13 +1205,17 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
     Returns ``(summary, paired)``. ``summary`` has one entry per dataset ×
     engine × method with ``n_seeds`` and, for every metric and for
-    ``train_seconds`` and ``n_trees``, ``{"mean", "low", "high"}`` (95%
-    t-interval; None with one seed). ``paired`` has one entry per dataset ×
+    ``train_seconds`` and ``n_trees``, ``{"mean", "low", "high"}``: the mean
+    over seeds and a 95% t-interval on the scale of :data:`METRIC_SCALES`, so
+    that it stays inside the metric's range (None with one seed; see
+    :mod:`gbfocal._bench_stats`). ``paired`` has one entry per dataset ×
     engine × pair of :data:`PAIRS` whose two methods both ran: the per-seed
     differences of average precision (``focal`` side minus ``baseline``), their
-    mean and 95% t-interval, how many seeds favour focal, and a ``verdict``:
-    ``"focal loses"`` (interval below 0), ``"focal wins"`` (above 0), ``"no
-    clear difference"`` or ``"one seed: no interval"``.
+    mean and 95% t-interval, how many seeds favour focal, the paired t-test's
+    ``p_value`` and ``verdict``: ``"focal loses"`` (interval below 0), ``"focal
+    wins"`` (above 0), ``"no clear difference"`` or ``"one seed: no
+    interval"``; and ``p_holm`` / ``verdict_holm``, the same after Holm's
+    correction over every paired test in ``folds`` (adjusted p below 0.05).
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for fold in folds:
@@ -1024,9 +1223,9 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     summary = []
     for (dataset, engine, method), members in groups.items():
         entry: dict[str, Any] = {"dataset": dataset, "engine": engine, "method": method, "n_seeds": len(members)}
-        entry["metrics"] = {m: _interval([f["metrics"][m] for f in members]) for m in METRICS}
-        entry["train_seconds"] = _interval([f["train_seconds"] for f in members])
-        entry["n_trees"] = _interval([f["n_trees"] for f in members])
+        entry["metrics"] = {m: _stats.interval([f["metrics"][m] for f in members], METRIC_SCALES[m]) for m in METRICS}
+        entry["train_seconds"] = _stats.interval([f["train_seconds"] for f in members], "log")
+        entry["n_trees"] = _stats.interval([f["n_trees"] for f in members], "log")
         summary.append(entry)
 
     paired = []
@@ -1040,7 +1239,7 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
             seeds = sorted(set(ap_a) & set(ap_b))
             # Rounded: equal APs computed in a different order must not read as a consistent tiny loss.
             diffs = [round(ap_a[s] - ap_b[s], 12) for s in seeds]
-            stats = _interval(diffs)
+            stats = _stats.interval(diffs)
             paired.append(
                 {
                     "dataset": dataset,
@@ -1053,15 +1252,14 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
                     "differences": diffs,
                     **stats,
                     "focal_better_seeds": int(sum(d > 0 for d in diffs)),
+                    "p_value": _stats.paired_t_test(diffs),
                     "verdict": _verdict(stats),
                 }
             )
+    for p, adjusted in zip(paired, _stats.holm([p["p_value"] for p in paired]), strict=True):
+        p["p_holm"] = adjusted
+        p["verdict_holm"] = _holm_verdict(p["mean"], adjusted)
     return summary, paired
-
-
-def _interval(values: Sequence[float]) -> dict[str, float | None]:
-    mean, low, high = t_interval(values)
-    return {"mean": mean, "low": None if math.isnan(low) else low, "high": None if math.isnan(high) else high}
 
 
 def _verdict(stats: dict[str, float | None]) -> str:
@@ -1073,6 +1271,14 @@ def _verdict(stats: dict[str, float | None]) -> str:
     if low > 0:
         return "focal wins"
     return "no clear difference"
+
+
+def _holm_verdict(mean: float, p_holm: float | None) -> str:
+    if p_holm is None:
+        return "one seed: no interval"
+    if p_holm >= 1 - _stats.LEVEL:
+        return "no clear difference"
+    return "focal wins" if mean > 0 else "focal loses"
 
 
 # ---------------------------------------------------------------------------- records
@@ -1129,20 +1335,25 @@ def _environment(load_start: list[float] | None) -> dict[str, Any]:
     }
 
 
-def _describe_dataset(name: str, data: gd.Dataset, max_rows: int | None) -> dict[str, Any]:
-    info = gd.DATASETS[name]
-    return {
+def _describe_dataset(
+    name: str, data: gd.Dataset, max_rows: int | None, full_n_rows: int | None = None
+) -> dict[str, Any]:
+    """What ``results.json`` says about a dataset; registry entries add their source, licence and target."""
+    out: dict[str, Any] = {
         "name": name,
         "n_rows": data.n_rows,
         "n_features": data.n_features,
         "n_positive": data.n_positive,
         "positive_rate": data.positive_rate,
-        "full_n_rows": info.n_rows if info.package is not None else data.n_rows,
+        "full_n_rows": data.n_rows if full_n_rows is None else full_n_rows,
         "max_rows": max_rows,
-        "source": info.source,
-        "licence": info.licence,
-        "target": info.target,
     }
+    info = gd.DATASETS.get(name)
+    if info is not None and full_n_rows is None:
+        if info.package is not None:
+            out["full_n_rows"] = info.n_rows
+        out.update(source=info.source, licence=info.licence, target=info.target)
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -1162,20 +1373,33 @@ def _json_safe(value: Any) -> Any:
 # ---------------------------------------------------------------------------- outputs
 
 
-def _is_output_name(relative: str) -> bool:
-    """Whether ``relative`` ('/'-separated, inside the output folder) is a name a bench run writes."""
+def _is_output_name(relative: str, datasets: Callable[[str], bool] = gd.DATASETS.__contains__) -> bool:
+    """Whether ``relative`` ('/'-separated, inside the output folder) is a name a bench run writes.
+
+    ``datasets`` says which dataset names qualify: registry names by default.
+    """
     parts = relative.split("/")
     if len(parts) == 2:
-        return parts[0] == "predictions" and parts[1].endswith(".npz") and parts[1][: -len(".npz")] in gd.DATASETS
+        return parts[0] == "predictions" and parts[1].endswith(".npz") and datasets(parts[1][: -len(".npz")])
     if len(parts) != 1:
         return False
     name = parts[0]
     if name in ("results.json", "results.md", "ap_difference.png", MANIFEST):
         return True
     for prefix in ("pr_", "reliability_"):
-        if name.startswith(prefix) and name.endswith(".png") and name[len(prefix) : -len(".png")] in gd.DATASETS:
+        if name.startswith(prefix) and name.endswith(".png") and datasets(name[len(prefix) : -len(".png")]):
             return True
     return False
+
+
+def _manifest_datasets(folder: Path) -> list[str]:
+    """The dataset names the previous run's manifest records (user data included), or none."""
+    try:
+        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    names = listed.get("datasets") if isinstance(listed, dict) else None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def _read_manifest(folder: Path) -> list[str] | None:
@@ -1197,11 +1421,16 @@ def _previous_outputs(folder: Path) -> list[Path]:
     damaged or hand-edited manifest cannot point outside the folder.
     """
     listed = _read_manifest(folder)
+    own = _manifest_datasets(folder) if listed is not None else []
+
+    def known(name: str) -> bool:  # registry datasets, and the user data the manifest says that run used
+        return name in gd.DATASETS or name in own
+
     if listed is None:
         top = [p.name for p in folder.iterdir()]
         inner = [f"predictions/{p.name}" for p in (folder / "predictions").glob("*")]
         listed = top + inner
-    names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n)]
+    names = [n for n in dict.fromkeys([*listed, MANIFEST]) if _is_output_name(n, known)]
     return [folder / n for n in names if (folder / n).is_symlink() or (folder / n).is_file()]
 
 
@@ -1255,24 +1484,38 @@ def _write_outputs(result: BenchResult, folder: Path, overwrite: bool) -> None:
         plots: list[str] = []
         result.results["notes"].append("matplotlib is not installed, so no plots were drawn: pip install matplotlib")
     else:
-        plots = _plots(result, folder)
+        from gbfocal._bench_plots import draw_plots
+
+        plots = draw_plots(result.results, result.predictions, folder)
     result.results["plots"] = plots
     (folder / "results.json").write_text(json.dumps(result.results, indent=1, allow_nan=False) + "\n")
     (folder / "results.md").write_text(render_markdown(result.results), encoding="utf-8")
     result.output = folder
     result.files = ["results.json", "results.md", *files, *plots, MANIFEST]
     # Written last: a folder with a manifest holds one complete run, and the next run removes what it lists.
-    manifest = {"schema": _MANIFEST_SCHEMA, "started": result.results["started"], "files": result.files}
+    manifest = {
+        "schema": _MANIFEST_SCHEMA,
+        "started": result.results["started"],
+        "datasets": result.results["config"]["datasets"],
+        "files": result.files,
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
 def _fmt(stats: dict[str, float | None], digits: int) -> str:
+    """``mean [low, high]``: the interval is not symmetric about the mean on a logit or log scale."""
     mean, low, high = stats["mean"], stats["low"], stats["high"]
     if mean is None:
         return "n/a"
     if low is None or high is None:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def _signed(value: float, digits: int) -> str:
@@ -1311,6 +1554,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"load average (1/5/15 min) {_load_text(load[0])} at the start and {_load_text(load[1])} at the end. "
         f"Python {env['python']}, {software}.",
         "",
+        *_timing_text(results.get("timing")),
         f"Setup: engines {', '.join(cfg['engines'])}; {cfg['seeds']} seeds; at most {cfg['rounds']} trees, "
         + (
             f"early stopping after {cfg['early_stopping']} rounds without improvement"
@@ -1330,15 +1574,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Focal loss − weighted logloss (and − logloss): average precision on the test part",
             "",
-            "Paired by seed (same split, same trees budget); mean difference and 95% t-interval.",
+            "Paired by seed (same split, same trees budget); mean difference, 95% t-interval and paired t-test "
+            f"p-value; the Holm columns correct for all {len(paired)} paired tests of this run together "
+            "(Holm-Bonferroni): trust those when scanning the whole table for wins and losses.",
             "",
-            "| dataset | engine | comparison | ΔAP | 95% interval | seeds focal better | verdict |",
-            "|---|---|---|---:|---|---:|---|",
+            "| dataset | engine | comparison | ΔAP | 95% interval | seeds focal better | p | verdict | "
+            "Holm p | verdict (Holm) |",
+            "|---|---|---|---:|---|---:|---:|---|---:|---|",
         ]
         for p in paired:
             lines.append(
                 f"| {p['dataset']} | {p['engine']} | {p['focal']} − {p['baseline']} | {_signed(p['mean'], 4)} | "
-                f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {p['verdict']} |"
+                f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {_fmt_p(p.get('p_value'))} | "
+                f"{p['verdict']} | {_fmt_p(p.get('p_holm'))} | {p.get('verdict_holm', 'n/a')} |"
             )
         lines += ["", *_plain_verdict(paired), ""]
 
@@ -1348,8 +1596,14 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, "
             f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})",
             "",
-            "Test-set metrics, mean ± 95% half-width over seeds (higher is better for AP, ROC-AUC and P@R=0.5, "
-            "lower for Brier and log loss; the best AP per engine is in bold).",
+            *(
+                [f"Data: {ds['source']}. Target: {ds['target']}.", ""]
+                if "class_labels" in ds  # the user's own data: say which class is positive
+                else []
+            ),
+            "Test-set metrics, mean over seeds [95% interval, on the logit or log scale: see Protocol] (higher "
+            "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine is in "
+            "bold). Training seconds exclude kernel compilation (the compile/load line above).",
             "",
             "| engine | method | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | trees | train s |",
             "|---|---|" + "---:|" * (len(METRICS) + 2),
@@ -1383,6 +1637,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _timing_text(timing: dict[str, Any] | None) -> list[str]:
+    if not timing:
+        return []
+    workers = timing["worker_warm_up_seconds"]
+    text = f"Kernel compile/load: {timing['kernel_compile_seconds']:.1f} s, not included in training times"
+    if workers:
+        text += f" (then {len(workers)} worker processes loaded them in {min(workers):.1f}-{max(workers):.1f} s each)"
+    return [text + ".", ""]
 
 
 def _load_text(load: list[float] | None) -> str:
@@ -1419,6 +1683,15 @@ def _plain_verdict(paired: list[dict[str, Any]]) -> list[str]:
         out.append(f"Focal's mean AP is lower, within the noise of {n_seeds} seeds, on: {where(lower, False)}.")
     if wins:
         out.append(f"Focal loss wins significantly on: {where(wins, True)}.")
+    holm_wins = [p for p in paired if p.get("verdict_holm") == "focal wins"]
+    holm_loses = [p for p in paired if p.get("verdict_holm") == "focal loses"]
+    out.append(
+        f"After Holm's correction over all {len(paired)} paired tests: focal loss wins {len(holm_wins)} and loses "
+        f"{len(holm_loses)}"
+        + (f"; loses on: {where(holm_loses, False)}" if holm_loses else "")
+        + (f"; wins on: {where(holm_wins, False)}" if holm_wins else "")
+        + "."
+    )
     return ["- " + text for text in out]
 
 
@@ -1440,109 +1713,3 @@ def _tuned_choices(folds: list[dict[str, Any]], dataset: str) -> list[str]:
             text = ", ".join(f"{label} ×{n}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
             out.append(f"- {method}, {engine}: {text}")
     return out
-
-
-# ---------------------------------------------------------------------------- plots
-
-
-def _plots(result: BenchResult, folder: Path) -> list[str]:
-    # Figure objects directly, not pyplot: no GUI backend and no global state, whatever the caller uses.
-    from matplotlib.figure import Figure
-
-    res = result.results
-    engines, methods = res["config"]["engines"], res["config"]["methods"]
-    colors = {m: f"C{i}" for i, m in enumerate(METHODS)}
-    files = []
-    for ds in res["datasets"]:
-        name = ds["name"]
-        arrays = result.predictions[name]
-        for kind, draw in (("pr", _draw_pr), ("reliability", _draw_reliability)):
-            fig = Figure(figsize=(5.2 * len(engines), 4.4), layout="constrained")
-            axes = fig.subplots(1, len(engines), squeeze=False)[0]
-            for ax, engine in zip(axes, engines, strict=True):
-                draw(ax, arrays, engine, methods, res["config"]["seeds"], colors)
-                ax.set_title(engine)
-            title = (
-                "precision-recall on the test part, seed 0"
-                if kind == "pr"
-                else "reliability: corrected probability (solid), σ(margin) (dotted); all seeds, quantile bins"
-            )
-            fig.suptitle(f"{name}: {title}")
-            path = f"{kind}_{name}.png"
-            fig.savefig(folder / path, dpi=100)
-            files.append(path)
-    if res["paired"]:
-        files.append(_draw_differences(res["paired"], folder))
-    return files
-
-
-def _draw_pr(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    y = arrays["y__0"]
-    for method in methods:
-        z = arrays[f"margin__{engine}__{method}__0"]
-        precision, recall, _ = precision_recall_curve(y, z)
-        ap = average_precision_score(y, z)
-        style = "--" if method.endswith("_tuned") else "-"  # a tuned model may be its untuned one: keep both visible
-        ax.step(recall, precision, style, where="post", color=colors[method], label=f"{method} (AP {ap:.3f})")
-    ax.axhline(float(y.mean()), color="grey", linestyle=":", label=f"positive rate {y.mean():.3f}")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize="small", loc="upper right")
-
-
-def _draw_reliability(ax: Any, arrays: dict, engine: str, methods: Sequence[str], seeds: int, colors: dict) -> None:
-    """Reliability of each method's corrected probability (solid) and of its σ(margin) (faint, dotted)."""
-    from scipy.special import expit
-
-    y = np.concatenate([arrays[f"y__{s}"] for s in range(seeds)]).astype(np.float64)
-    lowest = 1.0
-    for method in methods:
-        for kind, style, alpha in (("margin", "o:", 0.35), ("calibrated", "o-", 1.0)):
-            logit = np.concatenate([arrays[f"{kind}__{engine}__{method}__{s}"] for s in range(seeds)])
-            p = expit(logit.astype(np.float64))
-            edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 11)))
-            if edges.size < 2:
-                continue
-            which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, edges.size - 2)
-            count = np.bincount(which, minlength=edges.size - 1)
-            used = count > 0
-            mean_p = np.bincount(which, weights=p, minlength=edges.size - 1)[used] / count[used]
-            freq = np.bincount(which, weights=y, minlength=edges.size - 1)[used] / count[used]
-            shown = freq > 0  # log axes: bins without a positive cannot be drawn
-            label = method if kind == "calibrated" else None
-            ax.plot(mean_p[shown], freq[shown], style, color=colors[method], markersize=3, alpha=alpha, label=label)
-            lowest = min(lowest, float(mean_p.min()), float(freq[shown].min(initial=1.0)))
-    lowest = max(lowest / 2, 1e-6)
-    ax.plot([lowest, 1], [lowest, 1], "k--", linewidth=1, label="calibrated")
-    ax.set(xscale="log", yscale="log", xlim=(lowest, 1), ylim=(lowest, 1))
-    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate")
-    ax.legend(fontsize="small", loc="upper left")
-
-
-def _draw_differences(paired: list[dict[str, Any]], folder: Path) -> str:
-    from matplotlib.figure import Figure
-
-    groups = list(dict.fromkeys((p["dataset"], p["engine"]) for p in paired))
-    fig = Figure(figsize=(7.5, 1.8 + 0.5 * len(groups)), layout="constrained")
-    ax = fig.subplots()
-    for k, (focal, baseline) in enumerate(PAIRS):
-        items = [p for p in paired if p["focal"] == focal and p["baseline"] == baseline]
-        if not items:
-            continue
-        y = [groups.index((p["dataset"], p["engine"])) + 0.2 * (k - 1) for p in items]
-        x = [p["mean"] for p in items]
-        err = [
-            [p["mean"] - p["low"] if p["low"] is not None else 0.0 for p in items],
-            [p["high"] - p["mean"] if p["high"] is not None else 0.0 for p in items],
-        ]
-        ax.errorbar(x, y, xerr=err, fmt="o", capsize=3, color=f"C{k}", label=f"{focal} − {baseline}")
-    ax.axvline(0.0, color="black", linewidth=1)
-    ax.set_yticks(range(len(groups)), [f"{d} · {e}" for d, e in groups])
-    ax.invert_yaxis()
-    ax.set_xlabel("test AP difference: mean over seeds, 95% t-interval")
-    ax.set_title("focal loss − baseline; left of 0: focal loses")
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="small")
-    path = "ap_difference.png"
-    fig.savefig(folder / path, dpi=100)
-    return path

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from gbfocal import __version__
 from gbfocal import bench as _bench
@@ -130,6 +132,18 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {_datasets.DEFAULT_DATASET}, or synthetic data if its package is missing)",
     )
     bench.add_argument(
+        "--data",
+        metavar="PATH",
+        help="benchmark your own data: a CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) file with a binary target "
+        "column (needs --target); string columns are used as categories, empty cells as missing values",
+    )
+    bench.add_argument("--target", metavar="COLUMN", help="with --data: the label column")
+    bench.add_argument(
+        "--positive",
+        metavar="LABEL",
+        help="with --data: the positive class, as written in the file (default: the rarer class)",
+    )
+    bench.add_argument(
         "--engines",
         nargs="+",
         choices=_bench.ENGINES,
@@ -201,7 +215,14 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> _bench.BenchConfig:
     preset = _FULL if args.full else _DEFAULT
     datasets = args.datasets
-    if datasets == ["all"] or (datasets is None and args.full):
+    if args.data is not None:
+        if datasets is not None:
+            raise ValueError("--data and --datasets exclude each other: benchmark your file or registered datasets")
+        if args.target is None:
+            raise ValueError("--data needs --target COLUMN, the name of the label column")
+    elif args.target is not None or args.positive is not None:
+        raise ValueError("--target and --positive describe a file: give it with --data PATH")
+    elif datasets == ["all"] or (datasets is None and args.full):
         datasets = [n for n in _datasets.available() if _datasets.DATASETS[n].package is not None] or ["synthetic"]
     engines = args.engines
     if engines is None:
@@ -226,15 +247,18 @@ def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         config = _config(args)
     except ValueError as exc:
         parser.error(str(exc))
+    run = {"overwrite": args.overwrite, "progress": not args.quiet, "command": ["gbfocal", *args.argv]}
     try:
-        result = _bench.run_bench(
-            config,
-            args.output,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            command=["gbfocal", *args.argv],
-        )
-    except (ModuleNotFoundError, _bench.BenchSetupError) as exc:
+        if args.data is None:
+            result = _bench.run_bench(config, args.output, **run)
+        else:
+            X, y = _datasets.read_table(args.data, args.target)
+            name = _data_name(args.data)
+            source = f"{args.data}, target column {args.target!r}"
+            result = _bench.bench_data(
+                X, y, config, args.output, positive=args.positive, name=name, source=source, **run
+            )
+    except (ModuleNotFoundError, _bench.BenchSetupError, _datasets.DataError) as exc:
         print(f"gbfocal bench: {exc}", file=sys.stderr)
         return 2
     res = result.results
@@ -245,17 +269,26 @@ def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+def _data_name(path: str) -> str:
+    """The dataset name of a file in results and file names: its stem, made safe, never a registered name."""
+    stem = Path(path).name.split(".")[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip(".") or "data"
+    return f"{name}_file" if name in _datasets.DATASETS else name
+
+
 def _print_summary(res: dict, output: str) -> None:
     cfg = res["config"]
     print(
         f"gbfocal bench: {len(cfg['datasets'])} dataset(s) x {len(cfg['engines'])} engine(s) x "
         f"{len(cfg['methods'])} method(s) x {cfg['seeds']} seed(s) in {res['wall_seconds']:.0f} s"
     )
+    timing = res["timing"]
+    print(f"  kernel compile/load: {timing['kernel_compile_seconds']:.1f} s, not included in training times")
     for p in res["paired"]:
         interval = "" if p["low"] is None else f" [{p['low']:+.4f}, {p['high']:+.4f}]"
         print(
             f"  {p['dataset']:<14} {p['engine']:<9} {p['focal']} - {p['baseline']}: "
-            f"AP difference {p['mean']:+.4f}{interval}  {p['verdict']}"
+            f"AP difference {p['mean']:+.4f}{interval}  {p['verdict']} (Holm: {p['verdict_holm']})"
         )
     print(f"results: {output}/results.md, {output}/results.json, {len(res.get('plots', []))} plots")
 

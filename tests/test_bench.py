@@ -257,10 +257,14 @@ def test_summary_and_paired_differences_recompute(run):
             for f in folds
             if (f["engine"], f["method"]) == (entry["engine"], entry["method"])
         ]
-        mean, sd = np.mean(values), np.std(values, ddof=1)
-        half = student_t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values))
+        # the interval is a t-interval of the logits, mapped back: it cannot leave [0, 1]
+        u = np.log(np.clip(values, 1e-6, 1 - 1e-6) / (1 - np.clip(values, 1e-6, 1 - 1e-6)))
+        half = student_t.ppf(0.975, len(values) - 1) * np.std(u, ddof=1) / math.sqrt(len(values))
         ap = entry["metrics"]["average_precision"]
-        assert ap["mean"] == pytest.approx(mean) and ap["high"] - ap["mean"] == pytest.approx(half, abs=1e-12)
+        assert ap["mean"] == pytest.approx(np.mean(values))
+        if len(set(values)) > 1:
+            assert ap["high"] == pytest.approx(expit(np.mean(u) + half), abs=1e-12)
+            assert ap["low"] == pytest.approx(expit(np.mean(u) - half), abs=1e-12)
     assert len(res["paired"]) == len(ENGINES) * len(PAIRS)
     for p in res["paired"]:
         by = {(f["method"], f["seed"]): f["metrics"]["average_precision"] for f in folds if f["engine"] == p["engine"]}
@@ -268,6 +272,41 @@ def test_summary_and_paired_differences_recompute(run):
         assert p["differences"] == pytest.approx(diffs) and p["mean"] == pytest.approx(np.mean(diffs))
         assert p["verdict"] in {"focal loses", "focal wins", "no clear difference"}
         assert (p["verdict"] == "focal loses") == (p["high"] < 0)
+        assert p["verdict_holm"] in {"focal loses", "focal wins", "no clear difference"}
+
+
+def test_compile_time_is_reported_apart(run):
+    timing = run["results"]["timing"]
+    assert timing["kernel_compile_seconds"] > 0 and len(timing["worker_warm_up_seconds"]) == 2
+    text = (run["folder"] / "results.md").read_text(encoding="utf-8")
+    assert "Kernel compile/load: " in text and "not included in training times" in text
+    assert "Holm" in text and "verdict (Holm)" in text
+
+
+def test_kernels_are_warm_before_the_first_timed_fit(monkeypatch):
+    """The warm-up runs before any timed fit, in this process (and, by _init_worker, in every worker)."""
+    events = []
+    real_warm_up, real_fitters = bench._warm_up, dict(bench._FITTERS)
+
+    def warm_up(engines, threads):
+        events.append("warm-up")
+        return real_warm_up(engines, threads)
+
+    def fitter(engine):
+        def fit(*args):
+            events.append("fit")
+            return real_fitters[engine](*args)
+
+        return fit
+
+    monkeypatch.setattr(bench, "_warm_up", warm_up)
+    monkeypatch.setattr(bench, "_FITTERS", {e: fitter(e) for e in real_fitters})
+    config = BenchConfig(
+        datasets=("synthetic",), engines=("lightgbm",), methods=("focal",), seeds=1, rounds=3, max_rows=1_000, jobs=1
+    )
+    run_bench(config, progress=False)
+    # the warm-up's own tiny fit goes through the patched fitter too, then the one timed fit
+    assert events == ["warm-up", "fit", "fit"]
 
 
 def test_in_process_run_matches_the_worker_run(run):

@@ -82,6 +82,7 @@ def test_posterior_undoes_focal_shrinkage_on_constant_model():
 SERVING_SNIPPET = '''
 import numpy as np
 
+
 def focal_posterior(z, alpha, gamma):
     """P(y = 1 | x) from raw margins z of a model trained with FocalLoss(alpha, gamma)."""
     z = np.asarray(z, dtype=np.float64)
