@@ -616,10 +616,13 @@ def log_ge1(x):
 
 @_inline
 def log1p_nonneg_vec(u):
-    """``log1p(u)`` for ``u >= 0``, vectorisable: the series on [0, 1], :func:`log_ge1` of 1 + u above."""
-    small = log1p_unit(min(u, 1.0), 1.0 / (2.0 + min(u, 1.0)))
-    large = log_ge1(1.0 + max(u, 1.0))
-    return small if u <= 1.0 else large
+    """``log1p(u)`` for ``u >= 0``, vectorisable, full relative precision as u -> 0.
+
+    log(x) of the rounded x = 1 + u by :func:`log_ge1`, plus the first-order
+    correction for the rounding, (u - (x - 1)) / x (exact: x - 1 is exact).
+    """
+    x = 1.0 + u
+    return log_ge1(x) + (u - (x - 1.0)) / x
 
 
 @_inline
