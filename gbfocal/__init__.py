@@ -12,6 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
+from gbfocal._multiclass import (
+    MULTICLASS_DEFAULT_HESSIAN,
+    MULTICLASS_HESSIAN_POLICIES,
+    MulticlassFocalLoss,
+    MulticlassPreparedRows,
+)
 
 if TYPE_CHECKING:
     from gbfocal.dask import DaskLGBMFocalClassifier, DaskXGBFocalClassifier
@@ -30,10 +36,14 @@ _LAZY = {
 __all__ = [
     "DEFAULT_HESSIAN",
     "HESSIAN_POLICIES",
+    "MULTICLASS_DEFAULT_HESSIAN",
+    "MULTICLASS_HESSIAN_POLICIES",
     "DaskLGBMFocalClassifier",
     "DaskXGBFocalClassifier",
     "FocalLoss",
     "LGBMFocalClassifier",
+    "MulticlassFocalLoss",
+    "MulticlassPreparedRows",
     "PreparedRows",
     "XGBFocalClassifier",
     "__version__",

@@ -615,3 +615,319 @@ def run_chunked(kernel, n_rows: int, args: tuple, n_threads: int | None) -> list
     pool = _executor(n_chunks)
     futures = [pool.submit(kernel, *args, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
     return [f.result() for f in futures]
+
+
+# --------------------------------------------------------------------------- multiclass
+#
+# The softmax focal loss of :mod:`gbfocal._formulas` over rows of K margins.
+# Margins arrive as a C-contiguous (n, K) array of float32 or float64 (one
+# compiled specialisation each; arithmetic is float64 for both, and float32
+# outputs are stored rounded), labels as int64 class indices, α as a (K,)
+# float64 array. A row's K exponentials use the vectorisable exp_neg above
+# (every argument z_k - max z is <= 0).
+
+softmax_target_parts = _inline(F.softmax_target_parts)
+multiclass_curvature = _inline(F.multiclass_curvature)
+multiclass_grad_entry = _inline(F.multiclass_grad_entry)
+multiclass_hess_entry = _inline(F.multiclass_hess_entry)
+log_class_pull = _inline(F.log_class_pull)
+
+
+@_inline
+def log1p_nonneg(u):
+    """``log1p(u)`` for ``u >= 0``: the series of :func:`log1p_unit` on [0, 1], libm's log above."""
+    return log1p_unit(u, 1.0 / (2.0 + u)) if u <= 1.0 else np.log(1.0 + u)
+
+
+@_inline
+def softmax_row(z, e, lo_clamp, hi_clamp):
+    """(m, k*, u) of one row, and e[k] = exp(z_k - m); margins clamped to [lo_clamp, hi_clamp].
+
+    m = max_k z_k attained first at k*, u = Σ_{k≠k*} e[k]: a sum of
+    non-negative terms, so 1 - p_k* = u / (1 + u) keeps full precision.
+    """
+    n_classes = z.shape[0]
+    m = min(max(as_float(z[0]), lo_clamp), hi_clamp)
+    kmax = 0
+    for k in range(1, n_classes):
+        zk = min(max(as_float(z[k]), lo_clamp), hi_clamp)
+        if zk > m:
+            m = zk
+            kmax = k
+    u = 0.0
+    for k in range(n_classes):
+        ek = exp_neg(m - min(max(as_float(z[k]), lo_clamp), hi_clamp))
+        e[k] = ek
+        u += ek if k != kmax else 0.0
+    return m, kmax, u
+
+
+@_inline
+def multiclass_target(z, yi, e, alpha_y, gamma, gamma_int, lo_clamp, hi_clamp):
+    """Per-row scalars: (k*, u, 1/(1+u), p_y, 1 - p_y, -log p_y, (1 - p_y)^γ)."""
+    m, kmax, u = softmax_row(z, e, lo_clamp, hi_clamp)
+    inv = 1.0 / (1.0 + u)
+    zy = min(max(as_float(z[yi]), lo_clamp), hi_clamp)
+    p, q, nlp = softmax_target_parts(e[yi], u, inv, log1p_nonneg(u), m - zy, yi == kmax)
+    if gamma_int >= 0:
+        qg = integer_power(q, gamma_int)
+    else:
+        qg = exp_neg(-gamma * np.log(q)) if q > 0.0 else 0.0
+    return kmax, u, inv, p, q, nlp, qg
+
+
+@_inline
+def log_ge1(x):
+    """``log(x)`` for ``1 <= x < 2**1023``, branch-free: x = 2^n f, f in [1, 2), log f by :func:`log1p_unit`."""
+    bits = _f64_as_i64(x)
+    n = (bits >> 52) - 1023
+    f = _i64_as_f64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    return n * _LN2_HI + (n * _LN2_LO + log1p_unit(f - 1.0, 1.0 / (1.0 + f)))
+
+
+@_inline
+def log1p_nonneg_vec(u):
+    """``log1p(u)`` for ``u >= 0``, vectorisable, full relative precision as u -> 0.
+
+    log(x) of the rounded x = 1 + u by :func:`log_ge1`, plus the first-order
+    correction for the rounding, (u - (x - 1)) / x (exact: x - 1 is exact).
+    """
+    x = 1.0 + u
+    return log_ge1(x) + (u - (x - 1.0)) / x
+
+
+@_inline
+def log_unit(q):
+    """``log(q)`` for ``0 < q <= 1`` (subnormal q read as the smallest normal), vectorisable."""
+    return -log_ge1(1.0 / max(q, 2.2250738585072014e-308))
+
+
+#: Rows per block of the multiclass gradient kernel: its scratch (K + 8 rows
+#: of float64) stays in L1/L2 and every loop over a block's rows vectorises.
+MC_BLOCK = 256
+
+
+@_compile
+def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy, grad, hess, lo, hi):
+    """grad/hess (n, K) w.r.t. z (n, K) for rows [lo, hi); returns the number of non-finite margins.
+
+    ``w`` is the weight array, or an empty array for unit weights. Works on
+    blocks of :data:`MC_BLOCK` rows transposed to class-major scratch, so
+    that every loop runs over contiguous rows (SIMD lanes, no gathers) rather
+    than over the K classes of one row. Margins are clamped at
+    ±:data:`Z_SATURATED`, where everything has saturated.
+    """
+    n_classes = z.shape[1]
+    weighted = w.shape[0] > 0
+    zt = np.empty((n_classes, MC_BLOCK))
+    e = np.empty((n_classes, MC_BLOCK))
+    gt = np.empty((n_classes, MC_BLOCK))
+    ht = np.empty((n_classes, MC_BLOCK))
+    m = np.empty(MC_BLOCK)
+    u = np.empty(MC_BLOCK)
+    kmax = np.empty(MC_BLOCK, dtype=np.int64)
+    ey = np.empty(MC_BLOCK)
+    zy = np.empty(MC_BLOCK)
+    ay = np.empty(MC_BLOCK)
+    cb = np.empty(MC_BLOCK)  # c b
+    ck = np.empty(MC_BLOCK)  # c κ
+    wt = np.empty(MC_BLOCK)
+    inv_snt = np.empty(MC_BLOCK)
+    inv = np.empty(MC_BLOCK)
+    hyy = np.empty(MC_BLOCK)
+    bad = 0
+    for b0 in range(lo, hi, MC_BLOCK):
+        nb = min(MC_BLOCK, hi - b0)
+        zb, yb, gb, hb = z[b0 : b0 + nb], y[b0 : b0 + nb], grad[b0 : b0 + nb], hess[b0 : b0 + nb]
+        any_bad = False
+        for i in range(nb):
+            zi = zb[i]
+            for k in range(n_classes):
+                zk = as_float(zi[k])
+                any_bad |= not_finite(zk)
+                zt[k, i] = min(max(zk, -Z_SATURATED), Z_SATURATED)
+        if any_bad:
+            for i in range(nb):
+                for k in range(n_classes):
+                    bad += not_finite(as_float(zb[i, k]))
+        z0 = zt[0]
+        for i in range(nb):
+            m[i] = z0[i]
+            kmax[i] = 0
+        for k in range(1, n_classes):
+            zk_row = zt[k]
+            for i in range(nb):
+                gt_ = zk_row[i] > m[i]
+                m[i] = zk_row[i] if gt_ else m[i]
+                kmax[i] = k if gt_ else kmax[i]
+        for i in range(nb):
+            u[i] = 0.0
+            ey[i] = 0.0
+            zy[i] = 0.0
+            ay[i] = 0.0
+        for k in range(n_classes):
+            zk_row, ek_row, ak = zt[k], e[k], alpha[k]
+            for i in range(nb):
+                ek = exp_neg(m[i] - zk_row[i])
+                ek_row[i] = ek
+                u[i] += ek if k != kmax[i] else 0.0
+                is_y = k == yb[i]
+                ey[i] = ek if is_y else ey[i]
+                zy[i] = zk_row[i] if is_y else zy[i]
+                ay[i] = ak if is_y else ay[i]
+        for i in range(nb):
+            ui = u[i]
+            invi = 1.0 / (1.0 + ui)
+            is_max = yb[i] == kmax[i]
+            p, q, nlp = softmax_target_parts(ey[i], ui, invi, log1p_nonneg_vec(ui), m[i] - zy[i], is_max)
+            q_int = integer_power(q, gamma_int)
+            q_exp = exp_neg(-gamma * log_unit(q))
+            qg = q_int if gamma_int >= 0 else (q_exp if q > 0.0 else 0.0)
+            c = ay[i] * qg
+            b = gamma * p * nlp + q
+            kappa = multiclass_curvature(gamma, p, q, nlp, policy)
+            wi = w[b0 + i] if weighted else 1.0
+            s_nt = ui if is_max else 1.0 + (ui - ey[i])  # Σ_{k≠y} e_k, without cancellation
+            inv_snt[i] = 1.0 / s_nt if s_nt > 0.0 else 0.0  # 0: every e_k (k≠y) underflowed
+            inv[i] = invi
+            wt[i] = wi
+            cb[i] = c * b
+            ck[i] = c * kappa
+            hyy[i] = wi * multiclass_hess_entry(c, kappa, b, 1.0, p, policy)
+        for k in range(n_classes):
+            ek_row, gk_row, hk_row = e[k], gt[k], ht[k]
+            for i in range(nb):
+                ek = ek_row[i]
+                rho = -ek * inv_snt[i]
+                omp = u[i] * inv[i] if k == kmax[i] else 1.0 - ek * inv[i]  # 1 - p_k; p_k <= 1/2 unless k = k*
+                sigma = -rho * omp
+                on_target = k == yb[i]
+                g_k = multiclass_grad_entry(cb[i], 1.0, 1.0 if on_target else rho)
+                gk_row[i] = wt[i] * g_k
+                h_off = wt[i] * multiclass_hess_entry(1.0, ck[i], cb[i], rho, sigma, policy)
+                hk_row[i] = hyy[i] if on_target else h_off
+        for i in range(nb):
+            gi, hi_ = gb[i], hb[i]
+            for k in range(n_classes):
+                gi[k] = gt[k, i]
+                hi_[k] = ht[k, i]
+    return bad
+
+
+@_compile
+def multiclass_loss_kernel(y, z, w, alpha, gamma, gamma_int, out, lo, hi):
+    """Per-row (weighted) softmax focal loss for rows [lo, hi); returns the non-finite count."""
+    n_classes = z.shape[1]
+    e = np.empty(n_classes)
+    weighted = w.shape[0] > 0
+    bad = 0
+    big = math.inf
+    for i in range(lo, hi):
+        zi = z[i]
+        for k in range(n_classes):
+            bad += not_finite(as_float(zi[k]))
+        yi = y[i]
+        _kmax, _u, _inv, _p, _q, nlp, qg = multiclass_target(zi, yi, e, alpha[yi], gamma, gamma_int, -big, big)
+        v = focal_value(alpha[yi], qg, nlp)
+        out[i] = v * w[i] if weighted else v
+    return bad
+
+
+@_compile(fastmath={"contract", "reassoc"})
+def multiclass_loss_sum_kernel(y, z, w, alpha, gamma, gamma_int, lo, hi):
+    """(Σ w·FL, Σ w, non-finite count) over rows [lo, hi), without a per-row array."""
+    n_classes = z.shape[1]
+    e = np.empty(n_classes)
+    weighted = w.shape[0] > 0
+    bad = 0
+    total = 0.0
+    wsum = 0.0 if weighted else float(hi - lo)
+    big = math.inf
+    for i in range(lo, hi):
+        zi = z[i]
+        for k in range(n_classes):
+            bad += not_finite(as_float(zi[k]))
+        yi = y[i]
+        _kmax, _u, _inv, _p, _q, nlp, qg = multiclass_target(zi, yi, e, alpha[yi], gamma, gamma_int, -big, big)
+        v = focal_value(alpha[yi], qg, nlp)
+        if weighted:
+            total += w[i] * v
+            wsum += w[i]
+        else:
+            total += v
+    return total, wsum, bad
+
+
+@_compile
+def multiclass_posterior_kernel(z, log_alpha, gamma, out, lo, hi):
+    """Class posterior η (n, K) from margins (n, K), rows [lo, hi); returns the non-finite count.
+
+    log η_k = -log_class_pull_k - logsumexp_j(-log_class_pull_j), every
+    term in log space: 1 - p_k* comes from log u with u = Σ_{k≠k*} e^{z_k - m}
+    evaluated as a log-sum-exp, so it never underflows for finite margins.
+    """
+    n_classes = z.shape[1]
+    a = np.empty(n_classes)
+    zc = np.empty(n_classes)
+    bad = 0
+    for i in range(lo, hi):
+        zi = z[i]
+        for k in range(n_classes):
+            zk = np.float64(zi[k])
+            bad += not_finite(zk)
+            # clamped where η has saturated (a gap of 2e20 puts e^-2e20 in every ratio)
+            zc[k] = min(max(zk, -Z_SATURATED), Z_SATURATED)
+        m = zc[0]
+        kmax = 0
+        for k in range(n_classes):
+            if zc[k] > m:
+                m = zc[k]
+                kmax = k
+        m2 = -math.inf  # largest margin but the first maximum
+        for k in range(n_classes):
+            if k != kmax:
+                m2 = max(m2, zc[k])
+        s2 = 0.0
+        for k in range(n_classes):
+            if k != kmax:
+                s2 += np.exp(zc[k] - m2)
+        log_u = (m2 - m) + np.log(s2)
+        u = np.exp(log_u)
+        log1p_u = np.log1p(u)
+        for k in range(n_classes):
+            if k == kmax:
+                p = 1.0 / (1.0 + u)
+                log_q = log_u - log1p_u
+                ratio = log1p_u * (1.0 + u) / u if u > 0.0 else 1.0
+                nlp = log1p_u
+            else:
+                nlp = (m - zc[k]) + log1p_u
+                p = np.exp(-nlp)
+                q = 1.0 - p  # p <= 1/2
+                log_q = np.log1p(-p)
+                ratio = nlp / q
+            a[k] = -log_class_pull(log_alpha[k], gamma, p, log_q, nlp, ratio)
+        amax = a[0]
+        for k in range(n_classes):
+            amax = max(amax, a[k])
+        s = 0.0
+        for k in range(n_classes):
+            s += np.exp(a[k] - amax)
+        log_s = amax + np.log(s)
+        oi = out[i]
+        for k in range(n_classes):
+            oi[k] = np.exp(a[k] - log_s)
+    return bad
+
+
+@_compile(fastmath={"contract", "reassoc"})
+def class_weight_sums_kernel(y, w, n_classes, lo, hi):
+    """(K,) totals: [k] = Σ w over rows [lo, hi) with y = k."""
+    totals = np.zeros(n_classes)
+    if w.shape[0] > 0:
+        for i in range(lo, hi):
+            totals[y[i]] += w[i]
+    else:
+        for i in range(lo, hi):
+            totals[y[i]] += 1.0
+    return totals

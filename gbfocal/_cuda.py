@@ -330,3 +330,101 @@ def _run_loss(be: _Backend, loss: FocalLoss, device_rows: DeviceRows, z: object,
     kernel = be.kernels.loss_kernel[be.grid(device_rows.n_rows)]
     args = (device_rows._y, z, w, weighted, loss._alpha, loss._gamma, loss._gamma_int, out)
     device_rows._count_non_finite(be, lambda bad: kernel(*args, bad))
+
+
+# --------------------------------------------------------------------------- multiclass
+
+
+class MulticlassDeviceRows:
+    """Labels, weights and α of one K-class data set on the current CUDA device.
+
+    The device twin of :class:`~gbfocal.MulticlassPreparedRows`: margins
+    ``(n, K)`` (host arrays are copied into a reused buffer, device arrays
+    used in place) go through the kernels of :mod:`gbfocal._cuda_kernels`;
+    gradient, Hessian and loss buffers are owned here, one set per dtype.
+    """
+
+    __slots__ = ("_buffers", "_counter", "_w", "_y", "n_classes", "n_rows", "weight_sum")
+
+    def __init__(self, rows) -> None:
+        from gbfocal._multiclass import MulticlassPreparedRows
+
+        if not isinstance(rows, MulticlassPreparedRows):
+            raise TypeError(
+                f"MulticlassDeviceRows takes a gbfocal.MulticlassPreparedRows, got {type(rows).__name__}; "
+                "build one with MulticlassFocalLoss.prepared(y_true, sample_weight)"
+            )
+        be = _load()
+        self.n_rows, self.n_classes = rows.n_rows, rows.n_classes
+        self._y = be.upload(rows.y)[1]
+        self._w = be.upload(rows.w)[1] if rows.w.shape[0] > 0 else None
+        self.weight_sum = float(rows.w.sum()) if rows.w.shape[0] > 0 else float(rows.n_rows)
+        self._counter = be.empty(1, np.dtype(np.int64))[1]
+        self._buffers: dict[tuple[str, np.dtype], tuple[object, object]] = {}
+
+    def _buffer(self, be: _Backend, name: str, shape, dtype: np.dtype) -> tuple[object, object]:
+        buf = self._buffers.get((name, dtype))
+        if buf is None:
+            buf = self._buffers[(name, dtype)] = be.empty(shape, dtype)
+        return buf
+
+    def _margins(self, be: _Backend, raw_prediction) -> object:
+        from gbfocal._multiclass import as_margin_rows
+
+        shape = (self.n_rows, self.n_classes)
+        if _is_device_array(raw_prediction):
+            if tuple(raw_prediction.shape) != shape or np.dtype(raw_prediction.dtype) not in _FLOAT_DTYPES:
+                raise ValueError(
+                    f"raw_prediction on the device must be float32/float64 of shape {shape}, "
+                    f"got {raw_prediction.dtype} {tuple(raw_prediction.shape)}"
+                )
+            return be.view(raw_prediction)
+        z = as_margin_rows(raw_prediction)
+        if z.shape != shape:
+            raise ValueError(f"raw_prediction must have shape {shape} (rows, classes), got {z.shape}")
+        view = self._buffer(be, "margins", shape, z.dtype)[1]
+        view.copy_to_device(z)
+        return view
+
+    def _args(self, loss) -> tuple:
+        from gbfocal._multiclass import _check_multiclass_loss
+
+        loss = _check_multiclass_loss(loss)
+        alpha = _load().upload(loss._alpha_for(self.n_classes))[1]  # K floats, per call
+        return (self._y, *((self._w, True) if self._w is not None else (self._y, False)), alpha, loss)
+
+    def _run(self, be: _Backend, launch) -> None:
+        self._counter.copy_to_device(_ZERO)
+        launch(self._counter)
+        V.report_non_finite(int(self._counter.copy_to_host()[0]))
+
+    def gradient_hessian(self, loss, raw_prediction, n_threads: int | None = None) -> tuple[object, object]:
+        """Gradient and Hessian diagonal ``(n, K)`` on the device, the margins' dtype (buffers reused)."""
+        y, w, weighted, alpha, loss = self._args(loss)
+        be = _load()
+        z = self._margins(be, raw_prediction)
+        grad = self._buffer(be, "gradient", z.shape, z.dtype)
+        hess = self._buffer(be, "hessian", z.shape, z.dtype)
+        kernel = be.kernels.multiclass_gradient_hessian_kernel[be.grid(self.n_rows)]
+        args = (y, z, w, weighted, alpha, loss._gamma, loss._gamma_int, loss._policy, grad[1], hess[1])
+        self._run(be, lambda bad: kernel(*args, bad))
+        return grad[0], hess[0]
+
+    def loss_values(self, loss, raw_prediction) -> object:
+        """Per-row (weighted) loss ``(n,)`` on the device, float64."""
+        y, w, weighted, alpha, loss = self._args(loss)
+        be = _load()
+        z = self._margins(be, raw_prediction)
+        public, view = self._buffer(be, "loss", self.n_rows, np.dtype(np.float64))
+        kernel = be.kernels.multiclass_loss_kernel[be.grid(self.n_rows)]
+        args = (y, z, w, weighted, alpha, loss._gamma, loss._gamma_int, view)
+        self._run(be, lambda bad: kernel(*args, bad))
+        return public
+
+    def mean_loss(self, loss, raw_prediction, n_threads: int | None = None) -> float:
+        """Weighted mean loss ``Σ w FL / Σ w`` on the device."""
+        public = self.loss_values(loss, raw_prediction)
+        if self.weight_sum <= 0.0:
+            raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
+        be = _load()
+        return be.total(public, self._buffers[("loss", np.dtype(np.float64))][1]) / self.weight_sum

@@ -107,3 +107,101 @@ def loss_kernel(y, z, w, weighted, alpha, gamma, gamma_int, out, bad):
         out[i] = w[i] * v if weighted else v
     if count > 0:
         cuda.atomic.add(bad, 0, count)
+
+
+# --------------------------------------------------------------------------- multiclass
+#
+# The softmax focal loss over rows of K margins, one row per thread: the
+# scalar functions of :mod:`gbfocal._formulas` that the CPU's blocked kernel
+# compiles too. Without per-thread scratch of run-time size, a row's
+# exponentials are recomputed in the output loop (cheap on the device).
+
+softmax_target_parts = device(F.softmax_target_parts)
+multiclass_curvature = device(F.multiclass_curvature)
+multiclass_grad_entry = device(F.multiclass_grad_entry)
+multiclass_hess_entry = device(F.multiclass_hess_entry)
+
+
+@device
+def clamped(x, limit):
+    return min(max(float(x), -limit), limit)
+
+
+@device
+def multiclass_row_terms(z, i, yi, gamma, gamma_int, limit):
+    """(m, k*, u, 1/(1+u), e_y, p_y, 1 - p_y, -log p_y, (1 - p_y)^γ) of row i; margins clamped at ±limit."""
+    n_classes = z.shape[1]
+    m = clamped(z[i, 0], limit)
+    kmax = 0
+    for k in range(1, n_classes):
+        zk = clamped(z[i, k], limit)
+        if zk > m:
+            m = zk
+            kmax = k
+    u = 0.0
+    ey = 0.0
+    for k in range(n_classes):
+        ek = math.exp(clamped(z[i, k], limit) - m)
+        if k != kmax:
+            u += ek
+        if k == yi:
+            ey = ek
+    inv = 1.0 / (1.0 + u)
+    zy = clamped(z[i, yi], limit)
+    p, q, nlp = softmax_target_parts(ey, u, inv, math.log1p(u), m - zy, yi == kmax)
+    if gamma_int >= 0:
+        qg = integer_power(q, gamma_int)
+    else:
+        qg = math.exp(gamma * math.log(q)) if q > 0.0 else 0.0
+    return m, kmax, u, inv, ey, p, q, nlp, qg
+
+
+@device
+def count_row_not_finite(z, i):
+    count = 0
+    for k in range(z.shape[1]):
+        count += not_finite(float(z[i, k]))
+    return count
+
+
+@cuda.jit
+def multiclass_gradient_hessian_kernel(y, z, w, weighted, alpha, gamma, gamma_int, policy, grad, hess, bad):
+    """grad/hess (n, K) w.r.t. z (n, K); adds the number of non-finite margins to bad[0]."""
+    count = 0
+    for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+        count += count_row_not_finite(z, i)
+        yi = y[i]
+        m, kmax, u, inv, ey, p, q, nlp, qg = multiclass_row_terms(z, i, yi, gamma, gamma_int, F.Z_SATURATED)
+        c = alpha[yi] * qg
+        b = gamma * p * nlp + q
+        kappa = multiclass_curvature(gamma, p, q, nlp, policy)
+        s_nt = u if yi == kmax else 1.0 + (u - ey)
+        inv_snt = 1.0 / s_nt if s_nt > 0.0 else 0.0
+        wi = w[i] if weighted else 1.0
+        for k in range(z.shape[1]):
+            if k == yi:
+                rho = 1.0
+                sigma = p
+            else:
+                ek = math.exp(clamped(z[i, k], F.Z_SATURATED) - m)
+                rho = -ek * inv_snt
+                omp = u * inv if k == kmax else 1.0 - ek * inv
+                sigma = -rho * omp
+            grad[i, k] = wi * multiclass_grad_entry(c, b, rho)
+            hess[i, k] = wi * multiclass_hess_entry(c, kappa, b, rho, sigma, policy)
+    if count > 0:
+        cuda.atomic.add(bad, 0, count)
+
+
+@cuda.jit
+def multiclass_loss_kernel(y, z, w, weighted, alpha, gamma, gamma_int, out, bad):
+    """Per-row (weighted) softmax focal loss; adds the number of non-finite margins to bad[0]."""
+    count = 0
+    for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+        count += count_row_not_finite(z, i)
+        yi = y[i]
+        terms = multiclass_row_terms(z, i, yi, gamma, gamma_int, math.inf)
+        v = focal_value(alpha[yi], terms[8], terms[7])
+        out[i] = w[i] * v if weighted else v
+    if count > 0:
+        cuda.atomic.add(bad, 0, count)

@@ -152,3 +152,112 @@ def log_focal_pull(t, e, log1p_e, alpha_t, gamma):
         p = e / (1.0 + e)
         log_q = -log1p_e
     return math.log(alpha_t) + (gamma + 1.0) * log_q + math.log1p(gamma * p * ratio)
+
+
+# --------------------------------------------------------------------------- multiclass
+#
+# Softmax focal loss (the multiclass form of Lin et al. 2017). Notation::
+#
+#     z ∈ R^K raw margins, p = softmax(z), y ∈ {0, …, K-1}
+#     p = p_y,  q = 1 - p_y = Σ_{k≠y} p_k,  ℓ = -log p_y = logsumexp(z) - z_y
+#     FL = α_y q^γ ℓ = α_y f(p_y),  f(p) = -(1 - p)^γ log p
+#
+# With A(p) = α_y p f'(p) = -α_y q^(γ-1) (γ p ℓ + q) ≤ 0 and dp_y/dz_j = p_y (δ_jy - p_j)::
+#
+#     dFL/dz_j    = A (δ_jy - p_j)
+#     d²FL/dz_j²  = A'(p) p (δ_jy - p_j)² - A p_j (1 - p_j)
+#     p A'(p)     = α_y γ p q^(γ-2) (γ p ℓ + 2 q - ℓ)
+#
+# Everything is written with c = α_y q^γ, b = γ p ℓ + q (so -A q = c b is the
+# binary "pull" -focal_grad_t) and, per class j, ρ_j = (δ_jy - p_j) / q
+# (ρ_y = 1, ρ_j = -p_j / q otherwise) and σ_j = p_j (1 - p_j) / q (σ_y = p)::
+#
+#     dFL/dz_j    = -c b ρ_j
+#     d²FL/dz_j²  =  c (κ ρ_j² + b σ_j),   κ = γ p (γ p ℓ + 2 q - ℓ) = p A' q² / c
+#
+# p_j / q is a softmax over the non-target classes (≤ 1), so no q^(γ-1) or
+# q^(γ-2) is ever formed: every term stays finite as q → 0 for any γ ≥ 0. For
+# j = y these are exactly the binary dFL/dt and d²FL/dt² (focal_grad_t,
+# focal_hess_t with t = z_y - logsumexp_{k≠y} z_k): the binary loss is the
+# K = 2 case. The full Hessian is ``A' p v vᵀ - A (diag p - p pᵀ)`` with
+# v = e_y - p: the second term is positive semi-definite (-A ≥ 0), the first
+# is too exactly where A' ≥ 0 (κ ≥ 0). κ's only negative term is -γ p ℓ.
+
+#: Multiclass only: A' clamped at 0 (κ → max(κ, 0)).
+HESSIAN_CLAMP = 4
+
+
+def softmax_target_parts(e_y, u, inv_1pu, log1p_u, gap, y_is_max):
+    """``p_y``, ``1 - p_y`` and ``-log p_y`` of one row, without cancellation.
+
+    Inputs, with m = max_k z_k and k* the first class attaining it:
+    ``e_y = exp(z_y - m)``, ``u = Σ_{k≠k*} exp(z_k - m)`` (a sum of
+    non-negative terms), ``1 / (1 + u)``, ``log1p(u)``, ``gap = m - z_y ≥ 0``
+    and whether y = k*. Then p_y = e_y / (1 + u) and -log p_y = gap +
+    log1p(u) (no logarithm of a rounded probability). 1 - p_y is
+    ``u / (1 + u)`` when y = k*; otherwise p_y ≤ p_k* gives p_y ≤ 1/2, so
+    ``1 - p_y`` is computed to full relative precision by subtraction.
+    """
+    p = e_y * inv_1pu
+    q = u * inv_1pu if y_is_max else 1.0 - p
+    nlp = gap + log1p_u
+    return p, q, nlp
+
+
+def multiclass_curvature(gamma, p, q, nlp, policy):
+    """κ = p A'(p) q² / c = γ p (γ p ℓ + 2 q - ℓ) under a Hessian policy.
+
+    ``positive`` drops its one negative term -γ p ℓ; ``clamp`` is max(κ, 0)
+    (A' clamped at 0); both keep the full Hessian positive semi-definite.
+    Every other policy uses the exact κ.
+    """
+    positive = gamma * p * (gamma * p * nlp + 2.0 * q)
+    exact = positive - gamma * p * nlp
+    if policy == HESSIAN_POSITIVE:
+        return positive
+    if policy == HESSIAN_CLAMP:
+        return exact if exact > 0.0 else 0.0
+    return exact
+
+
+def multiclass_grad_entry(c, b, rho):
+    """dFL/dz_j = -c b ρ_j (ρ_y = 1; ρ_j = -p_j / (1 - p_y) for j ≠ y)."""
+    return -c * b * rho
+
+
+def multiclass_hess_entry(c, kappa, b, rho, sigma, policy):
+    """d²FL/dz_j² = c (κ ρ_j² + b σ_j) under a Hessian policy.
+
+    ``kappa`` comes from :func:`multiclass_curvature` for the same policy;
+    ``sigma`` is p_y for j = y and ``p_j (1 - p_j) / (1 - p_y)`` otherwise.
+    ``abs`` takes |exact|, ``clip`` max(exact, floor); every non-exact policy
+    is floored at :data:`HESSIAN_FLOOR`.
+    """
+    h = c * (kappa * rho * rho + b * sigma)
+    if policy == HESSIAN_EXACT:
+        return h
+    if policy == HESSIAN_ABS:
+        h = abs(h)
+    return h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
+
+
+def multiclass_hess_scale(c, gamma, p, q, nlp, rho, sigma):
+    """Sum of the magnitudes of the exact d²FL/dz_j²'s terms (what its rounding error is bounded by)."""
+    return c * (gamma * p * (gamma * p * nlp + 2.0 * q + nlp) * rho * rho + (gamma * p * nlp + q) * sigma)
+
+
+def log_class_pull(log_alpha, gamma, p, log_q, nlp, nlp_over_q):
+    """``log(α_k |f'(p_k)|)``: how hard the loss of label k pulls on its probability.
+
+    |f'(p)| = (1 - p)^γ / p - γ (1 - p)^(γ-1) log p = q^γ e^ℓ (1 + γ p ℓ / q),
+    so in logs ``log α + γ log q + ℓ + log1p(γ p ℓ / q)``, with
+    ``nlp_over_q = ℓ / q`` (→ 1 as q → 0) passed in so that no two
+    underflowing numbers are divided here. Finite for every finite margin.
+
+    The class posterior behind a focal-trained margin follows from it: the
+    conditional risk Σ_k η_k α_k f(p_k(z)) is stationary where
+    η_j α_j f'(p_j) is the same for every class j, so
+    η_k ∝ 1 / (α_k |f'(p_k)|), i.e. ``log η = -log_class_pull`` normalised.
+    Not a hot path: uses ``math``.
+    """
+    return log_alpha + gamma * log_q + nlp + math.log1p(gamma * p * nlp_over_q)

@@ -1,0 +1,588 @@
+"""The user-facing :class:`MulticlassFocalLoss`: validation and wiring around the multiclass kernels.
+
+The math lives in :mod:`gbfocal._formulas` (section "multiclass"), the row
+loops in :mod:`gbfocal._cpu`. The class has the surface of
+:class:`~gbfocal.FocalLoss` (``loss``, ``mean_loss``, ``gradient_hessian``,
+``init_score`` from class weight totals, ``posterior``, a ``prepared(y, w)``
+factory for the engine adapters) with outputs of width K.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from gbfocal import _formulas as F
+from gbfocal import _validation as V
+
+MULTICLASS_HESSIAN_POLICIES = {
+    "exact": F.HESSIAN_EXACT,
+    "positive": F.HESSIAN_POSITIVE,
+    "clamp": F.HESSIAN_CLAMP,
+    "abs": F.HESSIAN_ABS,
+    "clip": F.HESSIAN_CLIP,
+}
+MULTICLASS_DEFAULT_HESSIAN = "clamp"
+
+_EMPTY = np.empty(0, dtype=np.float64)
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _kernels():
+    from gbfocal import _cpu  # Numba loads on first use, so ``import gbfocal`` stays cheap
+
+    return _cpu
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_class_alpha(alpha: object, name: str = "alpha") -> tuple[float, ...] | None:
+    if alpha is None:
+        return None
+    if isinstance(alpha, (str, bytes)) or not isinstance(alpha, (Sequence, np.ndarray)):
+        raise TypeError(
+            f"{name} must be None (every class weighted 1) or a sequence of K positive per-class weights, "
+            f"got {type(alpha).__name__} {alpha!r}"
+        )
+    values = []
+    for k, a in enumerate(alpha):
+        if isinstance(a, bool) or not isinstance(a, numbers.Real):
+            raise TypeError(f"{name}[{k}] must be a real number > 0, got {type(a).__name__} {a!r}")
+        a = float(a)
+        if not (a > 0.0 and math.isfinite(a)):
+            raise ValueError(f"{name}[{k}] must be a finite weight > 0, got {a!r}")
+        values.append(a)
+    if len(values) < 2:
+        raise ValueError(f"{name} must have one weight per class and at least 2 classes, got {len(values)}")
+    return tuple(values)
+
+
+def _check_n_classes(n_classes: object, name: str = "n_classes") -> int:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 2, got {type(n_classes).__name__} {n_classes!r}")
+    if n_classes < 2:
+        raise ValueError(f"{name} must be >= 2 (use gbfocal.FocalLoss for one margin per row), got {n_classes!r}")
+    return int(n_classes)
+
+
+def as_class_labels(y: object, n_classes: int, name: str = "y_true") -> np.ndarray:
+    """Labels as a contiguous int64 array of class indices in [0, n_classes)."""
+    if y is None:
+        raise TypeError(f"{name} is required, got None")
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D with one class index per row, got an array of shape {arr.shape}; "
+            "pass integer labels 0..K-1 (not one-hot rows)"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one row is needed")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold integer class indices 0..{n_classes - 1}, got dtype {arr.dtype}; "
+            "encode classes first, e.g. with sklearn.preprocessing.LabelEncoder"
+        )
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            raise ValueError(
+                f"{name} must hold integer class indices 0..{n_classes - 1}, found {arr[~whole][:5].tolist()}"
+            )
+    out = np.ascontiguousarray(arr, dtype=np.int64)
+    bad = (out < 0) | (out >= n_classes)
+    if bad.any():
+        raise ValueError(
+            f"{name} must hold class indices in [0, {n_classes}) for K = {n_classes} classes "
+            f"(the width of raw_prediction or the length of alpha), found {np.unique(out[bad])[:5].tolist()}"
+        )
+    return out
+
+
+def as_margin_rows(z: object, name: str = "raw_prediction") -> np.ndarray:
+    """Raw margins as a C-contiguous (n, K) float32/float64 array; such input is not copied."""
+    if z is None:
+        raise TypeError(f"{name} is required, got None")
+    arr = np.asarray(z)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D, one row of K class margins per sample, got an array of shape {arr.shape}; "
+            "reshape a flat array with .reshape(n_rows, K)"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one row is needed")
+    if arr.shape[1] < 2:
+        raise ValueError(
+            f"{name} must have K >= 2 columns (one margin per class), got {arr.shape[1]}; "
+            "for one margin per row use gbfocal.FocalLoss"
+        )
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array of raw margins (logits), got dtype {arr.dtype}")
+    if arr.dtype not in _FLOAT_DTYPES:
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr)
+
+
+def _check_out(out: object, like: np.ndarray, name: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != like.shape or out.dtype != like.dtype:
+        raise ValueError(f"{name} must have shape {like.shape} and dtype {like.dtype}, got {out.shape} {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{name} must be a writable C-contiguous array")
+    return out
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+class MulticlassFocalLoss:
+    r"""α-balanced softmax focal loss for K-class classification, in margin space.
+
+    .. math::
+
+        FL(z, y) = -\alpha_y (1 - p_y)^\gamma \log p_y,\qquad p = \mathrm{softmax}(z),\
+        z \in \mathbb{R}^K,\ y \in \{0, \dots, K-1\}
+
+    (Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object
+    Detection", ICCV 2017, arXiv:1708.02002). With ``q = 1 - p_y``,
+    ``ℓ = -log p_y`` and ``A = -α_y q^(γ-1) (γ p_y ℓ + q) ≤ 0``::
+
+        dFL/dz_j   = A (δ_jy - p_j)
+        d²FL/dz_j² = A'(p_y) p_y (δ_jy - p_j)² - A p_j (1 - p_j)
+        p A'(p)    = α_y γ p q^(γ-2) (γ p ℓ + 2 q - ℓ)
+
+    ``gradient_hessian`` returns the gradient and this Hessian *diagonal*
+    (what XGBoost and LightGBM take for K-class objectives), both ``(n, K)``.
+    ``γ = 0`` with ``alpha=None`` is softmax cross-entropy exactly (gradient
+    ``p - onehot(y)``, Hessian ``p (1 - p)``). Nothing is computed by
+    subtracting a probability from 1 or taking the log of a rounded one
+    (``-log p_y = logsumexp(z) - z_y``, ``1 - p_y = Σ_{k≠y} p_k``), so
+    confident rows keep full relative precision; every finite margin gives
+    finite gradients and Hessians.
+
+    Parameters
+    ----------
+    alpha : None or sequence of K floats > 0, default None
+        Per-class weights α_k (``None``: every class 1). K is the width of
+        ``raw_prediction`` and must match the length of ``alpha``.
+    gamma : float >= 0, default 2.0
+        Focusing parameter; any real value.
+    hessian : {"clamp", "positive", "exact", "abs", "clip"}, default "clamp"
+        What the booster receives as the diagonal second derivative. The
+        exact one is negative where ``A' < 0`` (γ = 2: roughly p_y < 0.1),
+        only through the first term.
+
+        - ``"clamp"`` (default): ``A'`` clamped at 0, i.e. the diagonal of
+          ``max(A', 0) p_y v vᵀ - A (diag p - p pᵀ)`` (v = e_y - p), a full
+          Hessian that is positive semi-definite. Equal to the exact one
+          wherever A' ≥ 0 and for γ = 0. On held-out focal loss and macro AP
+          (``benchmarks/bench_multiclass_policies.py``, five data sets) no
+          policy beat another beyond seed noise; clamp is the default as the
+          smallest change to the exact Hessian that makes it PSD.
+        - ``"positive"``: ``A'`` without its one negative term (``-ℓ`` in the
+          bracket above); also PSD, never below the exact diagonal.
+        - ``"exact"``: the true diagonal; can be negative.
+        - ``"abs"``: ``|exact|``; ``"clip"``: ``max(exact, floor)``.
+
+        Every non-exact policy is floored at 1e-16 (before sample weights).
+
+    Notes
+    -----
+    Arrays: ``y_true`` holds class indices 0..K-1 (integers, or floats with
+    integer values), ``raw_prediction`` is ``(n, K)`` float32 or float64
+    (C-contiguous input is not copied), ``sample_weight`` non-negative
+    per-row weights that scale loss, gradient and Hessian. Outputs have the
+    margins' dtype; arithmetic is float64 throughout.
+
+    For K = 2 the target-class entries equal the binary :class:`FocalLoss`'s
+    derivatives in ``t = z_y - z_other`` under ``"exact"``; the policies
+    differ (the binary ``"positive"`` drops ``-γ q ℓ``, a different split).
+    """
+
+    __slots__ = ("_alpha", "_alpha_arr", "_gamma", "_gamma_int", "_hessian", "_log_alpha", "_policy")
+
+    def __init__(
+        self,
+        alpha: Sequence[float] | np.ndarray | None = None,
+        gamma: float = 2.0,
+        *,
+        hessian: str = MULTICLASS_DEFAULT_HESSIAN,
+    ) -> None:
+        self._alpha = _check_class_alpha(alpha)
+        self._gamma = V.check_gamma(gamma)
+        self._hessian = V.check_hessian(hessian, MULTICLASS_HESSIAN_POLICIES)
+        self._policy = MULTICLASS_HESSIAN_POLICIES[hessian]
+        g = self._gamma
+        self._gamma_int = int(g) if g == int(g) and g <= 4 else -1
+        self._alpha_arr = None if self._alpha is None else np.array(self._alpha, dtype=np.float64)
+        self._log_alpha = None if self._alpha is None else np.log(self._alpha_arr)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def alpha(self) -> tuple[float, ...] | None:
+        """Per-class weights, or None (every class 1)."""
+        return self._alpha
+
+    @property
+    def gamma(self) -> float:
+        """Focusing parameter γ."""
+        return self._gamma
+
+    @property
+    def hessian(self) -> str:
+        """Name of the Hessian policy."""
+        return self._hessian
+
+    @property
+    def n_outputs(self) -> int | None:
+        """Margins per row, K: the length of ``alpha``, or None until the data say (``alpha=None``)."""
+        return None if self._alpha is None else len(self._alpha)
+
+    def __repr__(self) -> str:
+        alpha = None if self._alpha is None else list(self._alpha)
+        return f"MulticlassFocalLoss(alpha={alpha!r}, gamma={self._gamma!r}, hessian={self._hessian!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MulticlassFocalLoss):
+            return NotImplemented
+        return (self._alpha, self._gamma, self._hessian) == (other._alpha, other._gamma, other._hessian)
+
+    def __hash__(self) -> int:
+        return hash((MulticlassFocalLoss, self._alpha, self._gamma, self._hessian))
+
+    def __getstate__(self) -> dict:
+        return {"alpha": self._alpha, "gamma": self._gamma, "hessian": self._hessian}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["alpha"], state["gamma"], hessian=state["hessian"])
+
+    # ------------------------------------------------------------------ public API
+    def loss(
+        self,
+        y_true: np.ndarray,
+        raw_prediction: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        loss_out: np.ndarray | None = None,
+        n_threads: int | None = None,
+    ) -> np.ndarray:
+        """Per-row focal loss (times ``sample_weight``), shape ``(n,)``, the margins' dtype."""
+        y, z, w = self._check(y_true, raw_prediction, sample_weight)
+        n_threads = V.check_n_threads(n_threads)
+        row = np.empty(z.shape[0], dtype=z.dtype)
+        out = row if loss_out is None else _check_out(loss_out, row, "loss_out")
+        cpu = _kernels()
+        args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int, out)
+        V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_loss_kernel, z.shape[0], args, n_threads)))
+        return out
+
+    def mean_loss(
+        self,
+        y_true: np.ndarray,
+        raw_prediction: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        n_threads: int | None = None,
+    ) -> float:
+        """Weighted mean focal loss ``Σ w FL / Σ w`` (no per-row array is made)."""
+        y, z, w = self._check(y_true, raw_prediction, sample_weight)
+        return self._mean_loss_checked(y, z, w, V.check_n_threads(n_threads))
+
+    def gradient_hessian(
+        self,
+        y_true: np.ndarray,
+        raw_prediction: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        gradient_out: np.ndarray | None = None,
+        hessian_out: np.ndarray | None = None,
+        n_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian diagonal (under the policy) with respect to every margin.
+
+        Returns ``(gradient, hessian)``, each ``(n, K)`` in the margins' dtype.
+        Pass ``gradient_out``/``hessian_out`` (C-contiguous, same shape and
+        dtype) to reuse buffers across rounds; ``n_threads`` defaults to every
+        core this process may use.
+        """
+        y, z, w = self._check(y_true, raw_prediction, sample_weight)
+        n_threads = V.check_n_threads(n_threads)
+        grad = np.empty_like(z) if gradient_out is None else _check_out(gradient_out, z, "gradient_out")
+        hess = np.empty_like(z) if hessian_out is None else _check_out(hessian_out, z, "hessian_out")
+        if grad is hess:
+            raise ValueError("gradient_out and hessian_out must be different arrays")
+        return self._gradient_hessian_checked(y, z, w, grad, hess, n_threads)
+
+    def class_weight_totals(
+        self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int | None = None
+    ) -> np.ndarray:
+        """``W_k = Σ w over y = k``, shape ``(K,)``; totals of partitions add up (Dask).
+
+        K is ``len(alpha)``, else ``n_classes``, else ``max(y_true) + 1``.
+        """
+        k = self._resolve_n_classes(y_true, n_classes)
+        y = as_class_labels(y_true, k)
+        w = V.as_weights(sample_weight, y.shape[0])
+        return _class_totals(y, _or_empty(w), k)
+
+    def init_score(
+        self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int | None = None
+    ) -> np.ndarray:
+        """The constant margin vector that minimises the weighted focal loss, shape ``(K,)``.
+
+        :meth:`init_score_from_totals` of :meth:`class_weight_totals`: only
+        the class weight totals matter.
+        """
+        return self.init_score_from_totals(self.class_weight_totals(y_true, sample_weight, n_classes))
+
+    def init_score_from_totals(self, totals: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The focal-optimal constant margins given the class weight totals ``W`` (K,).
+
+        Margins are defined up to a common shift; the representative returned
+        is the log of the optimal constant probabilities π (so
+        ``logsumexp = 0``). The weighted loss ``Σ_k W_k α_k f(π_k)`` is convex
+        in π (f'' > 0 for every γ ≥ 0), so its minimiser on the simplex is
+        where ``W_k α_k |f'(π_k)|`` is the same for every k: the margin whose
+        :meth:`posterior` is ``W / Σ W``. For γ = 0 that is
+        ``π ∝ α_k W_k``, i.e. ``log(α_k W_k)`` up to a shift. For γ > 0 it is
+        solved by nested bisection in log space (to rounding).
+        """
+        w = np.asarray(totals, dtype=np.float64)
+        if w.ndim != 1 or w.shape[0] < 2:
+            raise ValueError(f"totals must be a 1-D array of K >= 2 class weight totals, got shape {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"class weight totals must be finite and >= 0, got {w.tolist()!r}")
+        empty = np.flatnonzero(w == 0.0)
+        if empty.size:
+            raise ValueError(
+                f"init_score needs every class with positive total weight (the optimal constant margin is "
+                f"-inf otherwise); class(es) {empty.tolist()} have none"
+            )
+        log_aw = np.log(w) + (0.0 if self._alpha is None else self._log_alpha_for(w.shape[0]))
+        if self._gamma == 0.0:
+            return log_aw - _logsumexp(log_aw)
+        return _solve_log_probabilities(log_aw, self._gamma)
+
+    def posterior(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """Estimate of P(y = k | x) from focal-trained margins; float64, shape ``(n, K)``, rows sum to 1.
+
+        softmax(margin) is not the class posterior under focal loss (it is
+        pulled towards uniform, and α shifts it). The focal-optimal margin z
+        for a row with posterior η minimises ``Σ_k η_k α_k f(p_k(z))``, which
+        is stationary where ``η_k α_k f'(p_k)`` is the same for every k, so
+
+            η_k ∝ 1 / (α_k |f'(p_k)|),  |f'(p)| = (1-p)^γ / p - γ (1-p)^(γ-1) log p
+
+        (the multiclass form of Charoenphakdee et al., CVPR 2021; for K = 2 it
+        is :meth:`FocalLoss.posterior`). Computed in log space from
+        log-sum-exp terms, exact for extreme margins. γ = 0 gives
+        ``η ∝ p_k / α_k``; with ``alpha=None``, softmax(z).
+        """
+        z = as_margin_rows(raw_prediction)
+        n_threads = V.check_n_threads(n_threads)
+        out = np.empty(z.shape, dtype=np.float64)
+        cpu = _kernels()
+        args = (z, self._log_alpha_for(z.shape[1]), self._gamma, out)
+        V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_posterior_kernel, z.shape[0], args, n_threads)))
+        return out
+
+    def prepared(
+        self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int | None = None
+    ) -> MulticlassPreparedRows:
+        """The labels and weights of one data set, checked once, for an engine adapter's every round."""
+        return MulticlassPreparedRows(y_true, sample_weight, self._resolve_n_classes(y_true, n_classes))
+
+    # ------------------------------------------------------------------ internals
+    def _alpha_for(self, n_classes: int) -> np.ndarray:
+        if self._alpha is None:
+            return np.ones(n_classes)
+        if len(self._alpha) != n_classes:
+            raise ValueError(
+                f"raw_prediction has K = {n_classes} class columns but alpha has {len(self._alpha)} weights; "
+                "give one alpha per class"
+            )
+        return self._alpha_arr
+
+    def _log_alpha_for(self, n_classes: int) -> np.ndarray:
+        return np.log(self._alpha_for(n_classes))
+
+    def _resolve_n_classes(self, y_true, n_classes) -> int:
+        if n_classes is not None:
+            k = _check_n_classes(n_classes)
+            if self._alpha is not None and k != len(self._alpha):
+                raise ValueError(f"n_classes = {k} but alpha has {len(self._alpha)} weights; they must match")
+            return k
+        if self._alpha is not None:
+            return len(self._alpha)
+        arr = np.asarray(y_true)
+        if arr.ndim != 1 or arr.shape[0] == 0 or arr.dtype.kind not in "biuf":
+            as_class_labels(arr, 2)  # raises the labels' error
+        top = float(np.nanmax(arr)) if arr.dtype.kind == "f" else int(arr.max())
+        return max(2, int(top) + 1) if math.isfinite(top) else 2
+
+    def _check(self, y_true, raw_prediction, sample_weight):
+        z = as_margin_rows(raw_prediction)
+        self._alpha_for(z.shape[1])
+        y = as_class_labels(y_true, z.shape[1])
+        V.check_same_length(y.shape[0], z, "raw_prediction")
+        w = V.as_weights(sample_weight, y.shape[0])
+        return y, z, _or_empty(w)
+
+    def _gradient_hessian_checked(self, y, z, w, grad, hess, n_threads):
+        """Into ``grad``/``hess`` (z's shape; stored in their dtype); margins are checked here."""
+        cpu = _kernels()
+        args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int, self._policy, grad, hess)
+        V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_gradient_hessian_kernel, z.shape[0], args, n_threads)))
+        return grad, hess
+
+    def _mean_loss_checked(self, y, z, w, n_threads) -> float:
+        cpu = _kernels()
+        args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int)
+        parts = cpu.run_chunked(cpu.multiclass_loss_sum_kernel, z.shape[0], args, n_threads)
+        V.report_non_finite(sum(p[2] for p in parts))
+        total, wsum = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        if wsum <= 0.0:
+            raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
+        return total / wsum
+
+
+class MulticlassPreparedRows:
+    """Labels and weights of one K-class data set, validated and converted once.
+
+    The multiclass twin of :class:`~gbfocal.PreparedRows`: engine adapters
+    keep one per training/validation set (from :meth:`MulticlassFocalLoss.prepared`),
+    so a boosting round only runs the kernel, into ``(n, K)`` buffers owned
+    here (one pair per margin/output dtype, overwritten by the next call).
+    """
+
+    __slots__ = ("_buffers", "n_classes", "n_rows", "w", "y")
+
+    def __init__(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int = 2) -> None:
+        self.n_classes = _check_n_classes(n_classes)
+        self.y = as_class_labels(y_true, self.n_classes)
+        self.n_rows = self.y.shape[0]
+        self.w = _or_empty(V.as_weights(sample_weight, self.n_rows))
+        self._buffers: dict[tuple[np.dtype, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict:
+        return {"y": self.y, "w": self.w, "n_classes": self.n_classes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.y, self.w, self.n_classes = state["y"], state["w"], state["n_classes"]
+        self.n_rows, self._buffers = self.y.shape[0], {}
+
+    def margins(self, raw_prediction: np.ndarray) -> np.ndarray:
+        z = as_margin_rows(raw_prediction)
+        V.check_same_length(self.n_rows, z, "raw_prediction")
+        if z.shape[1] != self.n_classes:
+            raise ValueError(
+                f"raw_prediction has {z.shape[1]} class columns but these rows were prepared for "
+                f"K = {self.n_classes} classes"
+            )
+        return z
+
+    def gradient_hessian(
+        self,
+        loss: MulticlassFocalLoss,
+        raw_prediction: np.ndarray,
+        n_threads: int | None = None,
+        out_dtype: type | np.dtype | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``loss.gradient_hessian`` into buffers owned by this object (overwritten next call).
+
+        ``out_dtype=np.float32`` with float64 margins stores the float64
+        results rounded to float32 (for an engine that converts anyway).
+        """
+        loss = _check_multiclass_loss(loss)
+        z = self.margins(raw_prediction)
+        out = z.dtype if out_dtype is None else np.dtype(out_dtype)
+        if out not in (z.dtype, np.dtype(np.float32)):
+            raise ValueError(f"out_dtype must be None, float32 or the margins' dtype {z.dtype}, got {out}")
+        bufs = self._buffers.get((z.dtype, out))
+        if bufs is None:
+            bufs = self._buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out))
+        return loss._gradient_hessian_checked(self.y, z, self.w, bufs[0], bufs[1], V.check_n_threads(n_threads))
+
+    def mean_loss(self, loss: MulticlassFocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:
+        """``loss.mean_loss`` without re-validating labels and weights."""
+        loss = _check_multiclass_loss(loss)
+        return loss._mean_loss_checked(self.y, self.margins(raw_prediction), self.w, V.check_n_threads(n_threads))
+
+    def init_score(self, loss: MulticlassFocalLoss) -> np.ndarray:
+        """``loss.init_score`` of these labels and weights, shape ``(K,)``."""
+        loss = _check_multiclass_loss(loss)
+        loss._alpha_for(self.n_classes)
+        return loss.init_score_from_totals(_class_totals(self.y, self.w, self.n_classes))
+
+
+def _check_multiclass_loss(loss: object) -> MulticlassFocalLoss:
+    if not isinstance(loss, MulticlassFocalLoss):
+        raise TypeError(f"loss must be a gbfocal.MulticlassFocalLoss, got {type(loss).__name__}")
+    return loss
+
+
+def _or_empty(w: np.ndarray | None) -> np.ndarray:
+    return _EMPTY if w is None else w
+
+
+def _class_totals(y: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
+    cpu = _kernels()
+    parts = cpu.run_chunked(cpu.class_weight_sums_kernel, y.shape[0], (y, w, n_classes), None)
+    return np.sum(parts, axis=0)
+
+
+def _logsumexp(a: np.ndarray) -> float:
+    m = float(np.max(a))
+    return m + math.log(float(np.sum(np.exp(a - m))))
+
+
+def _log_pull(s: np.ndarray, gamma: float) -> np.ndarray:
+    """``log |f'(p)|`` at ``p = exp(s)``, s < 0: ``γ log q + ℓ + log1p(γ p ℓ / q)`` (see log_class_pull)."""
+    p = np.exp(s)
+    q = -np.expm1(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(q > 0.0, -s / q, 1.0)
+        return gamma * np.log(q) - s + np.log1p(gamma * p * ratio)
+
+
+def _solve_log_probabilities(log_aw: np.ndarray, gamma: float) -> np.ndarray:
+    """log π on the simplex with ``log_aw_k + log|f'(π_k)|`` equal for every k (γ > 0).
+
+    ``log|f'(e^s)|`` decreases strictly from +∞ (s → -∞) to -∞ (s → 0), so for a
+    level t each class has one root s_k(t) (inner bisection, vectorised over
+    k), and Σ exp(s_k(t)) decreases in t (outer bisection to Σ = 1).
+    """
+    lo_s, hi_s = -1500.0, 0.0
+
+    def roots(t: float) -> np.ndarray:
+        lo = np.full(log_aw.shape, lo_s)
+        hi = np.full(log_aw.shape, hi_s)
+        for _ in range(120):
+            mid = 0.5 * (lo + hi)
+            above = log_aw + _log_pull(mid, gamma) > t  # the pull still exceeds t: the root lies right
+            lo = np.where(above, mid, lo)
+            hi = np.where(above, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def excess(t: float) -> float:
+        s = roots(t)
+        return _logsumexp(s)  # log Σ π_k(t): 0 at the solution, decreasing in t
+
+    # bracket t: at t = max pull at a uniform π the sum is <= 1, then widen
+    t_hi = float(np.max(log_aw + _log_pull(np.full(log_aw.shape, -math.log(log_aw.shape[0])), gamma)))
+    t_lo = t_hi - 1.0
+    while excess(t_lo) < 0.0:
+        t_lo -= 2.0 * (t_hi - t_lo)
+    while excess(t_hi) > 0.0:
+        t_hi += 2.0 * (t_hi - t_lo)
+    for _ in range(80):
+        t = 0.5 * (t_lo + t_hi)
+        if excess(t) > 0.0:
+            t_lo = t
+        else:
+            t_hi = t
+        if t_hi - t_lo <= 1e-15 * max(1.0, abs(t)):
+            break
+    s = roots(0.5 * (t_lo + t_hi))
+    return s - _logsumexp(s)
