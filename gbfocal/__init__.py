@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows
+from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows, loss_from_dict
 from gbfocal._multiclass import (
     MULTICLASS_DEFAULT_HESSIAN,
     MULTICLASS_HESSIAN_POLICIES,
@@ -47,6 +47,7 @@ __all__ = [
     "PreparedRows",
     "XGBFocalClassifier",
     "__version__",
+    "loss_from_dict",
 ]
 
 

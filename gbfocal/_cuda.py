@@ -247,7 +247,7 @@ def _out(be: _Backend, out: object, like: object, n_rows: int, name: str) -> tup
 
 
 def _check_args(loss: object, device_rows: object) -> None:
-    check_loss(loss)
+    check_loss(loss, binary_only=True)
     if not isinstance(device_rows, DeviceRows):
         raise TypeError(f"device_rows must be a gbfocal._cuda.DeviceRows, got {type(device_rows).__name__}")
 

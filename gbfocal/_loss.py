@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,29 @@ class FocalLoss:
     def hessian(self) -> str:
         """Name of the Hessian policy."""
         return self._hessian
+
+    @property
+    def n_outputs(self) -> int:
+        """Margins per row: 1 (the engine adapters ask every loss; a K-class loss answers K)."""
+        return 1
+
+    def prepared(
+        self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int | None = None
+    ) -> PreparedRows:
+        """The labels and weights of one data set, checked once, for an engine adapter's every round.
+
+        ``n_classes`` is accepted for symmetry with
+        :meth:`MulticlassFocalLoss.prepared`; it must be None or 2.
+        """
+        if n_classes is not None and n_classes != 2:
+            raise ValueError(
+                f"FocalLoss is binary (2 classes), got n_classes={n_classes!r}; use gbfocal.MulticlassFocalLoss"
+            )
+        return PreparedRows(y_true, sample_weight)
+
+    def to_dict(self) -> dict:
+        """The loss as plain JSON-able data (what saved models record); :func:`loss_from_dict` inverts it."""
+        return {"loss": "focal", "alpha": self._alpha, "gamma": self._gamma, "hessian": self._hessian}
 
     def __repr__(self) -> str:
         return f"FocalLoss(alpha={self._alpha!r}, gamma={self._gamma!r}, hessian={self._hessian!r})"
@@ -360,11 +384,40 @@ class FocalLoss:
         return total / wsum
 
 
-def check_loss(loss: object) -> FocalLoss:
-    """``loss`` itself if it is a :class:`FocalLoss`; the engine adapters' argument check."""
-    if not isinstance(loss, FocalLoss):
-        raise TypeError(f"loss must be a gbfocal.FocalLoss, got {type(loss).__name__}")
+def loss_types() -> tuple[type, ...]:
+    """Every loss class the engine adapters take (binary first)."""
+    from gbfocal._multiclass import MulticlassFocalLoss  # no import cycle: _multiclass does not import this
+
+    return (FocalLoss, MulticlassFocalLoss)
+
+
+def check_loss(loss: object, binary_only: bool = False) -> Any:
+    """``loss`` itself if it is a gbfocal loss; the engine adapters' argument check.
+
+    ``binary_only`` for the few paths that exist for the binary loss alone.
+    """
+    allowed = (FocalLoss,) if binary_only else loss_types()
+    if not isinstance(loss, allowed):
+        names = " or ".join(f"gbfocal.{t.__name__}" for t in allowed)
+        raise TypeError(f"loss must be a {names}, got {type(loss).__name__}")
     return loss
+
+
+def loss_from_dict(record: object, where: str = "the loss record") -> Any:
+    """The loss of a :meth:`FocalLoss.to_dict` / :meth:`MulticlassFocalLoss.to_dict` record, every field checked.
+
+    Raises ``ValueError`` naming ``where`` for anything that is not such a record.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} must be a dict written by gbfocal, got {type(record).__name__}")
+    by_name = {"focal": FocalLoss, "multiclass_focal": loss_types()[1]}
+    keys = {"loss", "alpha", "gamma", "hessian"}
+    if set(record) != keys or record["loss"] not in by_name:
+        raise ValueError(f"{where} is not a gbfocal loss record (keys {sorted(keys)}, loss in {sorted(by_name)})")
+    try:
+        return by_name[record["loss"]](record["alpha"], record["gamma"], hessian=record["hessian"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where} holds an invalid loss: {err}") from None
 
 
 def focal_loss_of(estimator: object) -> FocalLoss:
@@ -380,6 +433,32 @@ def focal_loss_of(estimator: object) -> FocalLoss:
 
 
 _EMPTY = np.empty(0, dtype=np.float64)
+
+
+class ThreadBuffers:
+    """Gradient/Hessian buffer pairs owned by one data set *and the calling thread*.
+
+    The engine adapters hand these buffers to the engine, which copies them
+    after the objective returns; several threads training on one data set at
+    once (``xgb.train`` in a thread pool, Dask workers) must therefore never
+    share a pair. Each thread gets its own, reused on its next call; a
+    thread's buffers are freed when it ends. Shared by every prepared-rows
+    class, binary and multiclass.
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, key: object, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:  # first call from this thread
+            buffers = self._local.buffers = {}
+        bufs = buffers.get(key)
+        if bufs is None:
+            bufs = buffers[key] = (np.empty(shape, dtype), np.empty(shape, dtype))
+        return bufs
 
 
 class PreparedRows:
@@ -406,7 +485,7 @@ class PreparedRows:
         self._w_mean = _scaled(self.w)[0]  # for Σ w FL / Σ w: the weights scaled by a power of two
         self._y32: np.ndarray | None = None  # float32 labels, made on first use of float32 margins
         self._lock = threading.Lock()
-        self._local = threading.local()  # per thread: {(margin dtype, output dtype): (gradient, Hessian)}
+        self._local = ThreadBuffers()  # per thread: {(margin dtype, output dtype): (gradient, Hessian)}
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w}
@@ -443,12 +522,7 @@ class PreparedRows:
         if self.w.shape[0]:
             loss._check_weight_range(self.w_max, out)
         y = self._labels(z.dtype)
-        buffers = getattr(self._local, "buffers", None)
-        if buffers is None:  # first call from this thread
-            buffers = self._local.buffers = {}
-        bufs = buffers.get((z.dtype, out))
-        if bufs is None:
-            bufs = buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out))
+        bufs = self._local.get((z.dtype, out), z.shape, out)
         return loss._gradient_hessian_checked(y, z, self.w, bufs[0], bufs[1], n_threads)
 
     def _labels(self, dtype: np.dtype) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from gbfocal import _formulas as F
 from gbfocal import _validation as V
+from gbfocal._loss import ThreadBuffers
 
 MULTICLASS_HESSIAN_POLICIES = {
     "exact": F.HESSIAN_EXACT,
@@ -242,6 +243,11 @@ class MulticlassFocalLoss:
         """Margins per row, K: the length of ``alpha``, or None until the data say (``alpha=None``)."""
         return None if self._alpha is None else len(self._alpha)
 
+    def to_dict(self) -> dict:
+        """The loss as plain JSON-able data (what saved models record); ``gbfocal.loss_from_dict`` inverts it."""
+        alpha = None if self._alpha is None else list(self._alpha)
+        return {"loss": "multiclass_focal", "alpha": alpha, "gamma": self._gamma, "hessian": self._hessian}
+
     def __repr__(self) -> str:
         alpha = None if self._alpha is None else list(self._alpha)
         return f"MulticlassFocalLoss(alpha={alpha!r}, gamma={self._gamma!r}, hessian={self._hessian!r})"
@@ -453,7 +459,8 @@ class MulticlassPreparedRows:
     The multiclass twin of :class:`~gbfocal.PreparedRows`: engine adapters
     keep one per training/validation set (from :meth:`MulticlassFocalLoss.prepared`),
     so a boosting round only runs the kernel, into ``(n, K)`` buffers owned
-    here (one pair per margin/output dtype, overwritten by the next call).
+    here (one pair per margin/output dtype and calling thread, overwritten by
+    the same thread's next call: several threads may train on one data set).
     """
 
     __slots__ = ("_buffers", "n_classes", "n_rows", "w", "y")
@@ -463,14 +470,14 @@ class MulticlassPreparedRows:
         self.y = as_class_labels(y_true, self.n_classes)
         self.n_rows = self.y.shape[0]
         self.w = _or_empty(V.as_weights(sample_weight, self.n_rows))
-        self._buffers: dict[tuple[np.dtype, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
+        self._buffers = ThreadBuffers()  # per calling thread, as in PreparedRows
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w, "n_classes": self.n_classes}
 
     def __setstate__(self, state: dict) -> None:
         self.y, self.w, self.n_classes = state["y"], state["w"], state["n_classes"]
-        self.n_rows, self._buffers = self.y.shape[0], {}
+        self.n_rows, self._buffers = self.y.shape[0], ThreadBuffers()
 
     def margins(self, raw_prediction: np.ndarray) -> np.ndarray:
         z = as_margin_rows(raw_prediction)
@@ -499,9 +506,7 @@ class MulticlassPreparedRows:
         out = z.dtype if out_dtype is None else np.dtype(out_dtype)
         if out not in (z.dtype, np.dtype(np.float32)):
             raise ValueError(f"out_dtype must be None, float32 or the margins' dtype {z.dtype}, got {out}")
-        bufs = self._buffers.get((z.dtype, out))
-        if bufs is None:
-            bufs = self._buffers[(z.dtype, out)] = (np.empty(z.shape, out), np.empty(z.shape, out))
+        bufs = self._buffers.get((z.dtype, out), z.shape, out)
         return loss._gradient_hessian_checked(self.y, z, self.w, bufs[0], bufs[1], V.check_n_threads(n_threads))
 
     def mean_loss(self, loss: MulticlassFocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:

@@ -233,7 +233,7 @@ def init_score(
     equal to ``loss.init_score(y.compute(), sample_weight.compute())`` (exactly
     when the weight totals are exact sums, as with unit or integer weights).
     """
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     w_pos, w_neg = class_weight_totals(y, sample_weight, client=client, weight_dtype=weight_dtype)
     return loss.init_score_from_totals(w_pos, w_neg)
 
@@ -280,7 +280,7 @@ def xgboost_base_score(loss: FocalLoss, dtrain: Any, *, client: distributed.Clie
     _require_xgboost()
     from scipy.special import expit
 
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     _check_dask_dmatrix(dtrain, "dtrain")
     client = _client(client)
     parts = [future for futures in dtrain.worker_map.values() for future in futures]
@@ -398,7 +398,7 @@ def xgboost_train(
     ``booster.predict`` gives probabilities, ``output_margin=True`` margins.
     """
     _require_xgboost()
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     return _train_xgboost(_client(client), loss, params, dtrain, num_boost_round, evals, True, train_kwargs)
 
 

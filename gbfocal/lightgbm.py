@@ -333,7 +333,7 @@ class FocalObjective:
     __slots__ = ("_cache", "_start", "loss", "n_threads")
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, binary_only=True)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
         self._start = 0.0  # gbfocal.lightgbm.train's start, added to preds (the Dataset holds no init_score)
@@ -371,7 +371,7 @@ class FocalMetric:
     name = "focal"
 
     def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, binary_only=True)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
         self._start = 0.0
@@ -523,7 +523,7 @@ def predict_posterior(loss: FocalLoss | None, booster: lgb.Booster, data: Any, *
                 "trained by gbfocal.lightgbm.train or LGBMFocalClassifier, or was saved from a booster kept "
                 "with keep_training_booster=True); pass the FocalLoss it was trained with"
             )
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     return loss.posterior(np.ravel(booster.predict(data, raw_score=True, **predict_kwargs)))
 
 
@@ -656,7 +656,7 @@ def train(
         back with ``lgb.Booster(model_file=...)``; with
         ``keep_training_booster=True`` only on this object and its pickles.
     """
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     if params is None:
         params = {}
     if not isinstance(params, dict):

@@ -184,7 +184,7 @@ class FocalObjective:
     """
 
     def __init__(self, loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, binary_only=True)
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.device = device
@@ -237,7 +237,7 @@ class FocalMetric:
     """
 
     def __init__(self, loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, binary_only=True)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
@@ -389,7 +389,7 @@ def train(
     ``predict`` gives σ(margin), which is not P(y = 1 | x) under the focal
     loss: :func:`predict_posterior` is.
     """
-    loss = check_loss(loss)
+    loss = check_loss(loss, binary_only=True)
     params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of XGBoost parameters or None, got {type(params).__name__}")
@@ -486,7 +486,7 @@ def predict_posterior(
     if loss is None:
         loss = booster_loss(booster)
     else:
-        loss = check_loss(loss)
+        loss = check_loss(loss, binary_only=True)
         stored = booster.attr(LOSS_ATTR) if isinstance(booster, xgb.Booster) else None
         if stored is not None:
             trained = _loss_from_json(stored, f"the booster's {LOSS_ATTR!r} attribute")
