@@ -127,3 +127,15 @@ def test_datasets_piped_to_head():
         timeout=60,
     )
     assert proc.stdout.startswith("name ") and proc.stderr == ""
+
+
+def test_python_dash_m_gbfocal_is_the_gbfocal_command():
+    import subprocess
+    import sys
+
+    version = subprocess.run([sys.executable, "-m", "gbfocal", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("gbfocal ")
+    listing = subprocess.run([sys.executable, "-m", "gbfocal", "datasets"], capture_output=True, text=True)
+    assert listing.returncode == 0 and "abalone19" in listing.stdout
+    usage = subprocess.run([sys.executable, "-m", "gbfocal", "bench", "--seeds", "0"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "--seeds" in usage.stderr
