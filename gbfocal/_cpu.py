@@ -127,12 +127,28 @@ def _inline(f):
     return njit(inline="always", fastmath=_FASTMATH, error_model="numpy")(f)
 
 
+def _rebound(fn, name=None, consts=None, **replace):
+    """A copy of the Python function ``fn`` whose globals ``replace`` overrides.
+
+    How a compiled function calls compiled callees: a :mod:`gbfocal._formulas`
+    function that calls another finds the plain Python one in its module;
+    its copy here finds the compiled one. ``name`` and ``consts`` (the code's
+    constants) change the copy's name and literals, as :func:`float32_twin` does.
+    """
+    fn = getattr(fn, "py_func", fn)
+    name = name or fn.__name__
+    code = fn.__code__.replace(co_name=name, co_consts=fn.__code__.co_consts if consts is None else consts)
+    twin = pytypes.FunctionType(code, {**fn.__globals__, **replace}, name, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__[: -len(fn.__name__)] + name
+    twin.__doc__ = fn.__doc__
+    return twin
+
+
 logistic_parts = _inline(F.logistic_parts)
 integer_power = _inline(F.integer_power)
 focal_value = _inline(F.focal_value)
 focal_grad_t = _inline(F.focal_grad_t)
 focal_hess_t = _inline(F.focal_hess_t)
-log_focal_pull = _inline(F.log_focal_pull)
 
 
 @intrinsic
@@ -377,54 +393,23 @@ def loss_sum_kernel(y, z, w, alpha, gamma, gamma_int, lo, hi):
     return total, wsum, bad
 
 
-@_inline
-def posterior_logit(z, alpha, gamma):
-    """logit η = log G₀(z) - log G₁(z): see :func:`gbfocal._formulas.log_focal_pull`."""
-    e = np.exp(-abs(z))
-    log1p_e = np.log1p(e)
-    return log_focal_pull(-z, e, log1p_e, 1.0 - alpha, gamma) - log_focal_pull(z, e, log1p_e, alpha, gamma)
+#: :func:`gbfocal._formulas.posterior_logit`, calling the compiled ``log_focal_pull``.
+posterior_logit = _inline(_rebound(F.posterior_logit, log_focal_pull=_inline(F.log_focal_pull)))
 
 
-@_compile
-def posterior_kernel(z, alpha, gamma, as_logit, out, lo, hi):
-    """Class posterior η (or its logit) from margins, rows [lo, hi); returns the non-finite count."""
-    bad = 0
+@_compile(fastmath=False)
+def posterior_logit_kernel(z, alpha, gamma, out, lo, hi):
+    """logit η of float64 margins, rows [lo, hi) (every margin finite: checked by the caller).
+
+    Without FMA contraction the kernel rounds exactly as Python running
+    :func:`gbfocal._formulas.posterior_logit` does (libm's ``exp``, ``log`` and
+    ``log1p`` both ways), so small arrays (Python) and large ones (this kernel)
+    get the same bits: :meth:`gbfocal.FocalLoss.posterior` takes either path.
+    """
     zs, os_ = z[lo:hi], out[lo:hi]
     for i in range(hi - lo):
-        zi = np.float64(zs[i])
-        bad += not_finite(zi)
-        lam = posterior_logit(zi, alpha, gamma)
-        if as_logit:
-            os_[i] = lam
-        elif lam >= 0.0:
-            os_[i] = 1.0 / (1.0 + np.exp(-lam))
-        else:
-            el = np.exp(lam)
-            os_[i] = el / (1.0 + el)
-    return bad
-
-
-@_compile(fastmath={"contract", "reassoc"})
-def label_weight_sums_kernel(y, w, lo, hi):
-    """(Σ w over y = 1, Σ w over y = 0) for rows [lo, hi).
-
-    Two separate sums: Σ w - Σ w[y = 1] would lose the small class's total to
-    cancellation (and overflow first).
-    """
-    w1 = 0.0
-    w0 = 0.0
-    ys = y[lo:hi]
-    if w.shape[0] > 0:
-        ws = w[lo:hi]
-        for i in range(hi - lo):
-            pos = ys[i] > 0.5
-            w1 += ws[i] if pos else 0.0
-            w0 += 0.0 if pos else ws[i]
-    else:
-        for i in range(hi - lo):
-            w1 += 1.0 if ys[i] > 0.5 else 0.0
-        w0 = float(hi - lo) - w1  # exact: integer counts below 2**53
-    return w1, w0
+        os_[i] = posterior_logit(zs[i], alpha, gamma)
+    return 0
 
 
 # --------------------------------------------------------------------------- float32
@@ -442,16 +427,9 @@ def float32_twin(fn, **replace):
     Numba's on-disk cache keeps the two apart.
     """
     fn = getattr(fn, "py_func", fn)
-    code = fn.__code__
-    consts = tuple(np.float32(c) if type(c) is float else c for c in code.co_consts)
-    namespace = dict(fn.__globals__)
-    namespace.update({k: np.float32(v) for k, v in fn.__globals__.items() if type(v) is float})
-    namespace.update(replace)
-    name = fn.__name__ + "_f32"
-    twin = pytypes.FunctionType(code.replace(co_consts=consts, co_name=name), namespace, name, None, fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_f32"
-    twin.__doc__ = fn.__doc__
-    return twin
+    consts = tuple(np.float32(c) if type(c) is float else c for c in fn.__code__.co_consts)
+    floats = {k: np.float32(v) for k, v in fn.__globals__.items() if type(v) is float}
+    return _rebound(fn, fn.__name__ + "_f32", consts, **{**floats, **replace})
 
 
 @intrinsic

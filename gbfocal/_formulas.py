@@ -139,7 +139,7 @@ def log_focal_pull(t, e, log1p_e, alpha_t, gamma):
     ``η G₁ = (1 - η) G₀`` with ``G₁ = -dFL(z, 1)/dz`` (t = z, α) and
     ``G₀ = dFL(z, 0)/dz`` (t = -z, 1 - α), so
     ``logit η = log G₀ - log G₁`` (Charoenphakdee et al., CVPR 2021); the
-    kernels compose it as ``posterior_logit``. For γ = 0 it is
+    composition is :func:`posterior_logit`. For γ = 0 it is
     ``z + log((1 - α) / α)``, the usual prior correction.
     """
     pos = t >= 0.0
@@ -152,6 +152,18 @@ def log_focal_pull(t, e, log1p_e, alpha_t, gamma):
         p = e / (1.0 + e)
         log_q = -log1p_e
     return math.log(alpha_t) + (gamma + 1.0) * log_q + math.log1p(gamma * p * ratio)
+
+
+def posterior_logit(z, alpha, gamma):
+    """logit η = log G₀(z) - log G₁(z) of a finite margin ``z``: see :func:`log_focal_pull`.
+
+    Plain Python on floats (``math``), so it runs as is where a compiled
+    kernel would cost more than it saves (a few thousand rows, the
+    ``init_score`` search) and compiled inside the CPU posterior kernel.
+    """
+    e = math.exp(-abs(z))
+    log1p_e = math.log1p(e)
+    return log_focal_pull(-z, e, log1p_e, 1.0 - alpha, gamma) - log_focal_pull(z, e, log1p_e, alpha, gamma)
 
 
 # --------------------------------------------------------------------------- multiclass

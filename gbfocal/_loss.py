@@ -270,11 +270,13 @@ class FocalLoss:
 
     def _posterior(self, raw_prediction, as_logit: bool, n_threads):
         z = V.as_margins(raw_prediction)
-        out = np.empty(z.shape[0], dtype=np.float64)
-        cpu = _kernels()
-        args = (z, self._alpha, self._gamma, as_logit, out)
-        V.report_non_finite(sum(cpu.run_chunked(cpu.posterior_kernel, z.shape[0], args, n_threads)))
-        return out
+        V.report_non_finite(z.shape[0] - int(np.count_nonzero(np.isfinite(z))))
+        lam = _posterior_logits(z, self._alpha, self._gamma, n_threads)
+        if as_logit:
+            return lam
+        # η = σ(λ), with the exponential of -|λ| only (never overflows)
+        e = np.exp(-np.abs(lam))
+        return np.where(lam >= 0.0, 1.0, e) / (1.0 + e)
 
     @staticmethod
     def class_weight_totals(y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
@@ -577,10 +579,38 @@ def _scaled(w: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _scaled_class_totals(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """``(Σ w [y = 1], Σ w [y = 0])`` of already scaled weights (see :func:`_scaled`)."""
+    """``(Σ w [y = 1], Σ w [y = 0])`` of already scaled weights (see :func:`_scaled`).
+
+    Two separate sums: Σ w - Σ w[y = 1] would lose the small class's total to
+    cancellation (and overflow first). NumPy, not a kernel: read once per data
+    set, memory-bound, and not worth a compilation on first use.
+    """
+    pos = y > 0.5
+    if not w.shape[0]:
+        n_pos = int(np.count_nonzero(pos))
+        return float(n_pos), float(y.shape[0] - n_pos)  # exact: integer counts below 2**53
+    return float(np.sum(w, where=pos)), float(np.sum(w, where=~pos))
+
+
+#: Arrays up to this many margins get their posterior from Python arithmetic
+#: (~1.3 µs a row, so 20 ms at most) instead of a kernel, whose first use in a
+#: process costs a compilation (0.2 s) or a cache load (10 ms).
+_PYTHON_POSTERIOR_ROWS = 16384
+
+
+def _posterior_logits(z: np.ndarray, alpha: float, gamma: float, n_threads: int | None) -> np.ndarray:
+    """:func:`gbfocal._formulas.posterior_logit` of finite margins, shape ``(n,)`` float64.
+
+    Small arrays run the formula in Python, large ones in the compiled kernel;
+    both round the same way, bit for bit (see ``posterior_logit_kernel``).
+    """
+    if z.shape[0] <= _PYTHON_POSTERIOR_ROWS:
+        return np.array([F.posterior_logit(zi, alpha, gamma) for zi in z.tolist()], dtype=np.float64)
     cpu = _kernels()
-    parts = cpu.run_chunked(cpu.label_weight_sums_kernel, y.shape[0], (y, w), None)
-    return float(sum(p[0] for p in parts)), float(sum(p[1] for p in parts))
+    z = z.astype(np.float64, copy=False)  # one specialisation to compile, for either margin dtype
+    out = np.empty(z.shape[0], dtype=np.float64)
+    cpu.run_chunked(cpu.posterior_logit_kernel, z.shape[0], (z, alpha, gamma, out), n_threads)
+    return out
 
 
 #: Grid step (in margin units) on which sign changes of F' are looked for.
@@ -589,14 +619,11 @@ _GRID_STEP = 0.25
 
 def _minimise_constant(loss: FocalLoss, w_pos: float, w_neg: float, log_ratio: float) -> float:
     """The global minimiser of ``W₁ FL(z, 1) + W₀ FL(z, 0)`` (γ > 0); see ``init_score_from_totals``."""
-    cpu = _kernels()
     a, g = loss.alpha, loss.gamma
 
     def slope_sign(z: np.ndarray) -> np.ndarray:
         """``h(z) - log(W₁/W₀)``: the sign of F'(z), computed in log space."""
-        out = np.empty(z.shape[0])
-        cpu.posterior_kernel(z, a, g, True, out, 0, z.shape[0])
-        return out - log_ratio
+        return _posterior_logits(z, a, g, 1) - log_ratio
 
     # where h(z) = log(W₁/W₀) on each tail asymptote
     tail_neg = (log_ratio - math.log((1.0 - a) * (g + 1.0) / a)) / (g + 1.0)
