@@ -30,6 +30,7 @@ Data sets (all offline):
 
     python benchmarks/bench_multiclass_policies.py                     # every set, 5 seeds
     python benchmarks/bench_multiclass_policies.py --sets keel --seeds 4
+    python benchmarks/bench_multiclass_policies.py --sets keel --early-stop --rounds 400
     python benchmarks/bench_multiclass_policies.py --quick             # 2 seeds, fewer rounds
 """
 
@@ -115,10 +116,21 @@ def _macro_ap(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(aps))
 
 
-def fit_one(X, y, policy: str, seed: int, rounds: int, eta: float) -> tuple[float, float, float]:
-    """(held-out focal loss, held-out macro AP, share of negative exact diagonal entries)."""
+def fit_one(
+    X, y, policy: str, seed: int, rounds: int, eta: float, early_stop: bool = False
+) -> tuple[float, float, float, int]:
+    """(held-out focal loss, held-out macro AP, share of negative exact diagonal entries, rounds used).
+
+    ``early_stop``: a quarter of the training part is set aside, and the
+    round count is the one with the lowest focal loss there (patience 30,
+    at most ``rounds``), so that a policy whose Hessian is larger (shorter
+    Newton steps, like a smaller learning rate) is not judged at a round
+    count that suits one step length better than another.
+    """
     k = int(y.max()) + 1
     X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    if early_stop:
+        X_tr, X_st, y_tr, y_st = train_test_split(X_tr, y_tr, test_size=0.25, stratify=y_tr, random_state=seed)
     freq = np.bincount(y_tr, minlength=k) / len(y_tr)
     alpha = tuple(1.0 / np.sqrt(freq) / np.mean(1.0 / np.sqrt(freq)))
     loss = MulticlassFocalLoss(alpha, 2.0, hessian=policy)
@@ -129,24 +141,47 @@ def fit_one(X, y, policy: str, seed: int, rounds: int, eta: float) -> tuple[floa
     dva.set_base_margin(np.tile(z0, (len(y_va), 1)).astype(np.float32))
 
     def objective(predt, dtrain):
-        return rows.gradient_hessian(loss, predt.reshape(len(y_tr), k), n_threads=2)
+        return rows.gradient_hessian(loss, predt.reshape(len(y_tr), k), n_threads=1)
 
     params = {
         "num_class": k,
         "tree_method": "hist",
         "max_depth": 4,
         "eta": eta,
-        "nthread": 2,
+        "nthread": 1,  # on a loaded machine, 2 spinning threads per fit ran up to 100x slower
         "seed": seed,
         "disable_default_eval_metric": 1,
     }
-    booster = xgb.train(params, dtr, rounds, obj=objective)
-    margin_va = booster.predict(dva, output_margin=True).reshape(len(y_va), k).astype(np.float64)
-    margin_tr = booster.predict(dtr, output_margin=True).reshape(len(y_tr), k).astype(np.float64)
+    if early_stop:
+        dst = xgb.DMatrix(X_st)
+        dst.set_base_margin(np.tile(z0, (len(y_st), 1)).astype(np.float32))
+        stop_rows = loss.prepared(y_st, n_classes=k)
+
+        def stop_metric(predt, dmat):  # raw margins: the objective is a callable
+            return "focal", stop_rows.mean_loss(loss, predt.reshape(len(y_st), k).astype(np.float64))
+
+        booster = xgb.train(
+            params,
+            dtr,
+            rounds,
+            obj=objective,
+            evals=[(dst, "stop")],
+            custom_metric=stop_metric,
+            early_stopping_rounds=30,
+            verbose_eval=False,
+        )
+        used = booster.best_iteration + 1
+    else:
+        booster = xgb.train(params, dtr, rounds, obj=objective)
+        used = rounds
+    span = (0, used)
+    margin_va = booster.predict(dva, output_margin=True, iteration_range=span).reshape(len(y_va), k)
+    margin_tr = booster.predict(dtr, output_margin=True, iteration_range=span).reshape(len(y_tr), k)
+    margin_va, margin_tr = margin_va.astype(np.float64), margin_tr.astype(np.float64)
     valid_fl = loss.mean_loss(y_va, margin_va)
     ap = _macro_ap(y_va, loss.posterior(margin_va))
     _, h = MulticlassFocalLoss(alpha, 2.0, hessian="exact").gradient_hessian(y_tr, margin_tr)
-    return valid_fl, ap, float((h < 0).mean())
+    return valid_fl, ap, float((h < 0).mean()), used
 
 
 def _paired(a: np.ndarray, ref: np.ndarray, relative: bool) -> tuple[float, float, int]:
@@ -163,6 +198,9 @@ def main() -> None:
     parser.add_argument("--eta", type=float, default=0.1)
     parser.add_argument("--sets", choices=["all", "easy", "keel"], default="all")
     parser.add_argument("--max-rows", type=int, default=4000, help="subsample larger KEEL sets (stratified)")
+    parser.add_argument(
+        "--early-stop", action="store_true", help="rounds chosen on a quarter of the training part (at most --rounds)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 60 rounds")
     args = parser.parse_args()
     seeds, rounds = (2, 60) if args.quick else (args.seeds, args.rounds)
@@ -180,21 +218,25 @@ def main() -> None:
         print(f"\n{name}: {len(y):,} rows, {X.shape[1]} features, K={y.max() + 1}, class shares {shares}")
         print(
             f"{'policy':>9} | {'valid FL':>18} | {'valid macro AP':>18} | {'neg. exact diag':>15} |"
-            f" {'FL vs ' + REFERENCE + ' (better)':>24} | {'AP vs ' + REFERENCE + ' (better)':>24}"
+            f" {'FL vs ' + REFERENCE + ' (better)':>24} | {'AP vs ' + REFERENCE + ' (better)':>24} | rounds"
         )
-        results = {p: np.array([fit_one(X, y, p, s, rounds, args.eta) for s in range(seeds)]) for p in policies}
+        results = {
+            p: np.array([fit_one(X, y, p, s, rounds, args.eta, args.early_stop) for s in range(seeds)])
+            for p in policies
+        }
         best_fl = min(results[p][:, 0].mean() for p in policies)
         for p in policies:
-            fl, ap, neg = results[p].T
+            fl, ap, neg, used = results[p].T
             summary[p].append((fl.mean() / best_fl, ap.mean()))
             dfl, sfl, wfl = _paired(fl, results[REFERENCE][:, 0], relative=True)
             dap, sap, wap = _paired(ap, results[REFERENCE][:, 1], relative=False)
             print(
                 f"{p:>9} | {fl.mean():>9.5f} ± {fl.std():>6.5f} | {ap.mean():>9.4f} ± {ap.std():>6.4f} |"
                 f" {neg.mean():>15.1%} | {dfl:>+8.2%} ± {sfl:>6.2%} ({wfl}/{seeds}) |"
-                f" {dap:>+8.4f} ± {sap:>6.4f} ({wap}/{seeds})"
+                f" {dap:>+8.4f} ± {sap:>6.4f} ({wap}/{seeds}) | {used.mean():>6.0f}"
             )
-    print(f"\nover the data sets ({seeds} seeds, {rounds} rounds, eta={args.eta}):")
+    protocol = f"early stopping, at most {rounds} rounds" if args.early_stop else f"{rounds} rounds"
+    print(f"\nover the data sets ({seeds} seeds, {protocol}, eta={args.eta}):")
     print(f"{'policy':>9} | {'valid FL / best (mean)':>22} | {'macro AP (mean)':>15}")
     for p in policies:
         rel, ap = (np.array(v) for v in zip(*summary[p], strict=True))
