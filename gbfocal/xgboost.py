@@ -892,6 +892,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             params.pop(name, None)
         if isinstance(self.eval_metric, _FitMetric):  # inside fit: report the focal loss alone
             params["disable_default_eval_metric"] = True
+        if params.get("objective") == "binary:logistic" and getattr(self, "n_classes_", 2) > 2:
+            # XGBClassifier's default stands for the link; set_params hands these to the fitted booster.
+            params["objective"] = "multi:softprob"
         return params
 
     def _n_threads(self) -> int | None:
