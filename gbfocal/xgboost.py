@@ -1,39 +1,48 @@
-"""XGBoost adapter: the focal loss as a custom objective, a metric and a classifier.
+"""XGBoost adapter: the focal losses as a custom objective, a metric and a classifier.
 
 Native API::
 
     import xgboost as xgb
     import gbfocal.xgboost as gfx
-    from gbfocal import FocalLoss
+    from gbfocal import FocalLoss, MulticlassFocalLoss
 
-    loss = FocalLoss(alpha=0.25, gamma=2.0)
+    loss = FocalLoss(alpha=0.25, gamma=2.0)          # or MulticlassFocalLoss(alpha=[...], gamma=2.0)
     booster = gfx.train(loss, {"tree_method": "hist"}, dtrain, 200, evals=[(dvalid, "valid")])
     # or, by hand, with xgboost.train:
     booster = xgb.train(gfx.params(loss, dtrain, tree_method="hist"), dtrain, 200,
                         obj=gfx.objective(loss), custom_metric=gfx.metric(loss),
                         evals=[(dvalid, "valid")])
 
-scikit-learn API: :class:`XGBFocalClassifier`.
+scikit-learn API: :class:`XGBFocalClassifier` (two classes or more).
 
-How XGBoost treats a callable objective (checked in its source, 2.1 to 3.2):
+Every function takes either loss and asks it how many margins a row has
+(``loss.n_outputs``); nothing here branches on the loss's class.
+
+How XGBoost treats a callable objective (checked in its source, 3.1 to 3.2):
 
 * It hands the objective the raw margins of the training rows as a float32
-  NumPy array of shape ``(n,)``, also with ``device="cuda"``, and accepts
-  NumPy or CuPy gradients and Hessians back.
-* It estimates no starting score. Boosting starts from ``base_score`` pushed
-  through the link of the *configured* objective: with
-  ``objective="binary:logistic"`` that is ``logit(base_score)``, and
-  ``predict`` returns σ(margin). So :func:`params` and :func:`train` set
-  ``objective="binary:logistic"`` and ``base_score = σ(loss.init_score(y))``:
-  the first tree is fitted at the focal-optimal constant margin, and the
-  saved model gives the same margins without gbfocal.
+  NumPy array, shape ``(n,)`` with one output, ``(n, K)`` with
+  ``objective="multi:softprob"`` and ``num_class=K``, also with
+  ``device="cuda"``, and accepts NumPy or CuPy gradients and Hessians of
+  that shape back.
+* It estimates no starting score. Boosting starts from ``base_score``
+  pushed through the link of the *configured* objective. With
+  ``binary:logistic`` that is ``logit(base_score)`` and ``predict`` returns
+  σ(margin), so :func:`params` and :func:`train` set ``base_score =
+  σ(loss.init_score(y))``. With ``multi:softprob`` a vector ``base_score``
+  is taken as the K starting margins as they are (XGBoost >= 3.1; 2.1 and
+  3.0 accept one number only, a common shift that softmax ignores, which is
+  why gbfocal needs 3.1) and ``predict`` returns softmax(margins), so they set
+  ``base_score = loss.init_score(y)``, the focal-optimal margin vector.
+  Either way the first tree is fitted at the focal-optimal constant, and
+  the saved model gives the same margins without gbfocal.
 * It ignores ``scale_pos_weight`` (that weighting lives in the built-in
   objective); the focal loss has ``alpha`` for it, so setting both is refused.
 
-Probabilities: σ(margin), what ``Booster.predict`` returns, is *not*
-P(y = 1 | x) under the focal loss (it is pulled towards 1/2 and shifted by α).
-:func:`predict_posterior` returns the recovered posterior
-(:meth:`FocalLoss.posterior`); :func:`train` stores the loss in the booster
+Probabilities: σ(margin) or softmax(margins), what ``Booster.predict``
+returns, is *not* P(y | x) under the focal loss (it is pulled towards
+uniform and shifted by α). :func:`predict_posterior` returns the recovered
+posterior (``loss.posterior``); :func:`train` stores the loss in the booster
 (attribute ``"gbfocal_loss"``, saved with the model), so
 ``predict_posterior(None, booster, data)`` needs only the booster, and a plain
 XGBoost deployment can apply the posterior formula to

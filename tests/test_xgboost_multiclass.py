@@ -185,7 +185,7 @@ def test_native_bad_inputs_name_the_fix():
         gfx.train(binary, {"num_class": 4}, dtrain, 1)
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
         gfx.train(multi, {"num_class": 3}, dtrain, 1)
-    with pytest.raises(TypeError, match="loss must be a gbfocal.FocalLoss or gbfocal.MulticlassFocalLoss"):
+    with pytest.raises(TypeError, match=r"loss must be a gbfocal\.FocalLoss or gbfocal\.MulticlassFocalLoss"):
         gfx.objective("softmax")
 
 
@@ -265,7 +265,7 @@ def test_focal_alpha_forms_for_k_classes_and_the_binary_label_trap():
     balanced = _clf(n_estimators=2, focal_alpha="balanced").fit(X, labels)
     totals = np.bincount(y.astype(int), minlength=4)
     np.testing.assert_allclose(balanced._focal_loss.alpha, totals.sum() / (4 * totals))
-    with pytest.raises(ValueError, match="focal_alpha=0.25 is a float, which only a binary problem takes"):
+    with pytest.raises(ValueError, match=r"focal_alpha=0\.25 is a float, which only a binary problem takes"):
         _clf(focal_alpha=0.25).fit(X, labels)
     with pytest.raises(ValueError, match="focal_alpha names the label 'e', which is not among the training classes"):
         _clf(focal_alpha={"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}).fit(X, labels)
