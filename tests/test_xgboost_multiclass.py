@@ -220,6 +220,30 @@ def test_cuda_objective_under_the_simulator_matches_cpu():
     assert float(dg) < 1e-6 and float(dh) < 1e-6 and dtype == "float32"
 
 
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore:.*mismatched devices:UserWarning")  # predict on a host DMatrix
+def test_gpu_training_same_margins_with_host_and_device_gradients():
+    from gbfocal import _cuda
+
+    if not _cuda.is_available() or _cuda.simulated() or not xgb.build_info().get("USE_CUDA"):
+        pytest.skip("no CUDA GPU (with numba-cuda, CuPy and a CUDA build of xgboost) available")
+    import cupy
+
+    X, y, _ = _data(5000, seed=8, rare=True)
+    loss = MulticlassFocalLoss([1.0, 3.0, 2.0, 1.0], 2.0)
+    dtrain = xgb.DMatrix(X, label=y)
+    g, _ = gfx.objective(loss, device="cuda")(np.zeros((5000, K), dtype=np.float32), dtrain)
+    assert isinstance(g, cupy.ndarray) and g.dtype == np.float32 and g.shape == (5000, K)
+    params = {**HIST, "device": "cuda"}
+    margins = [
+        gfx.train(loss, params, dtrain, 20, objective_device=device).predict(dtrain, output_margin=True)
+        for device in ("cpu", "cuda")
+    ]
+    np.testing.assert_allclose(margins[1], margins[0], atol=1e-4)
+    clf = _clf(n_estimators=20, device="cuda", focal_alpha=[1.0, 3.0, 2.0, 1.0]).fit(X, y)
+    np.testing.assert_allclose(clf.predict(X, output_margin=True), margins[0], atol=1e-4)
+
+
 # --------------------------------------------------------------------------- estimator
 
 
