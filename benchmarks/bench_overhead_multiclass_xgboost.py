@@ -12,11 +12,14 @@ load hit all alike:
   XGBoost's plumbing for a Python objective (margins handed to Python,
   ``(n, K)`` gradients copied back).
 
-Prints every time, the median ratios B/C (the issue's goal: ≤ 1.10) and B/A,
-the ratios of the fastest runs, and what each round costs, timed piece by
-piece: XGBoost handing the margins to Python, gbfocal's objective call
-alone, and inside training. Nothing is asserted: machines are shared and
-noisy, so read the ratios (and ``cat /proc/loadavg``).
+Prints every wall time, the median ratios B/C (the issue's goal: ≤ 1.10)
+and B/A, the ratios of the fastest runs, the same for the process's CPU
+time (user + system of all its threads: on a machine shared with other
+jobs, wall time also counts the time spent waiting for a core, CPU time
+mostly does not), and what each round costs, timed piece by piece:
+XGBoost handing the margins to Python, gbfocal's objective call alone, and
+inside training. Nothing is asserted: machines are shared and noisy, so
+read the ratios (and ``cat /proc/loadavg``).
 
     python benchmarks/bench_overhead_multiclass_xgboost.py            # 200k x 20, K = 5, 30 rounds, 2 threads
     python benchmarks/bench_overhead_multiclass_xgboost.py --quick    # 50k rows, 10 rounds: a smoke run
@@ -106,24 +109,27 @@ def main() -> None:
         run()
 
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(args.pairs):
         line = []
         for name, run in runs.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - t0)
-            line.append(f"{name} {times[name][-1]:7.3f} s")
+            cpu[name].append(time.process_time() - c0)
+            line.append(f"{name} {times[name][-1]:7.3f} s (cpu {cpu[name][-1]:7.3f} s)")
         print(f"triple {i + 1}: " + "   ".join(line), flush=True)
 
-    b = np.array(times["B gbfocal"])
-    for other in ("C replay", "A builtin"):
-        o = np.array(times[other])
-        ratios = b / o
-        print(
-            f"B gbfocal / {other}: median ratio {np.median(ratios):.3f} "
-            f"(triples: {' '.join(f'{r:.3f}' for r in ratios)}); fastest runs {b.min():.3f} s vs {o.min():.3f} s, "
-            f"ratio {b.min() / o.min():.3f}"
-        )
+    for label, table in (("wall", times), ("cpu", cpu)):
+        b = np.array(table["B gbfocal"])
+        for other in ("C replay", "A builtin"):
+            o = np.array(table[other])
+            ratios = b / o
+            print(
+                f"{label}: B gbfocal / {other}: median ratio {np.median(ratios):.3f} "
+                f"(triples: {' '.join(f'{r:.3f}' for r in ratios)}); fastest runs {b.min():.3f} s vs "
+                f"{o.min():.3f} s, ratio {b.min() / o.min():.3f}"
+            )
 
     # Where B's time beyond the floor goes: its objective call, timed alone and inside training.
     per_round = min(times["C replay"]) / args.rounds
