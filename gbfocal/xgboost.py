@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import json
 import numbers
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -381,6 +382,21 @@ def _link(n_outputs: int) -> str:
     return _LINKS.get(n_outputs, "multi:softprob")
 
 
+#: The first XGBoost whose ``base_score`` may be a vector: the multiclass start lives in the model.
+_VECTOR_START_XGBOOST = (3, 1)
+
+
+def _check_vector_start() -> None:
+    """Refuse, with the fix, a multiclass focal model on an XGBoost that cannot hold its start vector."""
+    version = tuple(int(part) for part in re.findall(r"\d+", xgb.__version__)[:2])
+    if version < _VECTOR_START_XGBOOST:
+        raise RuntimeError(
+            f"MulticlassFocalLoss needs xgboost >= 3.1, found {xgb.__version__}: earlier releases take one number "
+            "as base_score, so the focal starting margins could not be stored in the model; "
+            "pip install -U 'xgboost>=3.1'"
+        )
+
+
 def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, n_outputs: int = 1) -> dict[str, Any]:
     """``params`` with the loss's link (and ``num_class`` for K outputs) and, unless given, the focal start."""
     out = dict(params)
@@ -400,6 +416,7 @@ def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, 
         )
     out["objective"] = link
     if n_outputs != 1:
+        _check_vector_start()
         out["num_class"] = n_outputs
     if start is not None and out.get("base_score") is None:
         out["base_score"] = start

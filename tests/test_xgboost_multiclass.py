@@ -189,6 +189,18 @@ def test_native_bad_inputs_name_the_fix():
         gfx.objective("softmax")
 
 
+def test_an_xgboost_that_cannot_store_the_start_vector_is_refused_with_the_fix(monkeypatch):
+    # XGBoost 2.1.4 and 3.0.5 fail later with "Invalid Parameter format for base_score expect float".
+    X, y, _ = _data(300, seed=9)
+    dtrain = xgb.DMatrix(X, label=y)
+    monkeypatch.setattr(xgb, "__version__", "3.0.5")
+    with pytest.raises(RuntimeError, match=r"needs xgboost >= 3\.1, found 3\.0\.5.*pip install -U 'xgboost>=3\.1'"):
+        gfx.train(MulticlassFocalLoss(), HIST, dtrain, 1)
+    with pytest.raises(RuntimeError, match=r"needs xgboost >= 3\.1"):
+        _clf().fit(X, y)
+    gfx.train(FocalLoss(), HIST, xgb.DMatrix(X, label=y == 0), 1)  # the binary loss needs no vector
+
+
 def test_cuda_objective_under_the_simulator_matches_cpu():
     code = """
         import numpy as np, xgboost as xgb
