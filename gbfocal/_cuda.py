@@ -428,3 +428,18 @@ class MulticlassDeviceRows:
             raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
         be = _load()
         return be.total(public, self._buffers[("loss", np.dtype(np.float64))][1]) / self.weight_sum
+
+
+def device_rows(rows) -> DeviceRows | MulticlassDeviceRows:
+    """The device twin of a prepared-rows object: what an engine adapter keeps per data set with ``device="cuda"``.
+
+    :class:`DeviceRows` for a :class:`~gbfocal.PreparedRows` (one margin per
+    row), :class:`MulticlassDeviceRows` for a
+    :class:`~gbfocal.MulticlassPreparedRows` (``(n, K)`` margins); the adapter
+    never needs to know which loss it trains.
+    """
+    from gbfocal._multiclass import MulticlassPreparedRows
+
+    if isinstance(rows, MulticlassPreparedRows):
+        return MulticlassDeviceRows(rows)
+    return DeviceRows(rows)

@@ -1,39 +1,48 @@
-"""XGBoost adapter: the focal loss as a custom objective, a metric and a classifier.
+"""XGBoost adapter: the focal losses as a custom objective, a metric and a classifier.
 
 Native API::
 
     import xgboost as xgb
     import gbfocal.xgboost as gfx
-    from gbfocal import FocalLoss
+    from gbfocal import FocalLoss, MulticlassFocalLoss
 
-    loss = FocalLoss(alpha=0.25, gamma=2.0)
+    loss = FocalLoss(alpha=0.25, gamma=2.0)          # or MulticlassFocalLoss(alpha=[...], gamma=2.0)
     booster = gfx.train(loss, {"tree_method": "hist"}, dtrain, 200, evals=[(dvalid, "valid")])
     # or, by hand, with xgboost.train:
     booster = xgb.train(gfx.params(loss, dtrain, tree_method="hist"), dtrain, 200,
                         obj=gfx.objective(loss), custom_metric=gfx.metric(loss),
                         evals=[(dvalid, "valid")])
 
-scikit-learn API: :class:`XGBFocalClassifier`.
+scikit-learn API: :class:`XGBFocalClassifier` (two classes or more).
 
-How XGBoost treats a callable objective (checked in its source, 2.1 to 3.2):
+Every function takes either loss and asks it how many margins a row has
+(``loss.n_outputs``); nothing here branches on the loss's class.
+
+How XGBoost treats a callable objective (checked in its source, 3.1 to 3.2):
 
 * It hands the objective the raw margins of the training rows as a float32
-  NumPy array of shape ``(n,)``, also with ``device="cuda"``, and accepts
-  NumPy or CuPy gradients and Hessians back.
-* It estimates no starting score. Boosting starts from ``base_score`` pushed
-  through the link of the *configured* objective: with
-  ``objective="binary:logistic"`` that is ``logit(base_score)``, and
-  ``predict`` returns σ(margin). So :func:`params` and :func:`train` set
-  ``objective="binary:logistic"`` and ``base_score = σ(loss.init_score(y))``:
-  the first tree is fitted at the focal-optimal constant margin, and the
-  saved model gives the same margins without gbfocal.
+  NumPy array, shape ``(n,)`` with one output, ``(n, K)`` with
+  ``objective="multi:softprob"`` and ``num_class=K``, also with
+  ``device="cuda"``, and accepts NumPy or CuPy gradients and Hessians of
+  that shape back.
+* It estimates no starting score. Boosting starts from ``base_score``
+  pushed through the link of the *configured* objective. With
+  ``binary:logistic`` that is ``logit(base_score)`` and ``predict`` returns
+  σ(margin), so :func:`params` and :func:`train` set ``base_score =
+  σ(loss.init_score(y))``. With ``multi:softprob`` a vector ``base_score``
+  is taken as the K starting margins as they are (XGBoost >= 3.1; 2.1 and
+  3.0 accept one number only, a common shift that softmax ignores, which is
+  why gbfocal needs 3.1) and ``predict`` returns softmax(margins), so they set
+  ``base_score = loss.init_score(y)``, the focal-optimal margin vector.
+  Either way the first tree is fitted at the focal-optimal constant, and
+  the saved model gives the same margins without gbfocal.
 * It ignores ``scale_pos_weight`` (that weighting lives in the built-in
   objective); the focal loss has ``alpha`` for it, so setting both is refused.
 
-Probabilities: σ(margin), what ``Booster.predict`` returns, is *not*
-P(y = 1 | x) under the focal loss (it is pulled towards 1/2 and shifted by α).
-:func:`predict_posterior` returns the recovered posterior
-(:meth:`FocalLoss.posterior`); :func:`train` stores the loss in the booster
+Probabilities: σ(margin) or softmax(margins), what ``Booster.predict``
+returns, is *not* P(y | x) under the focal loss (it is pulled towards
+uniform and shifted by α). :func:`predict_posterior` returns the recovered
+posterior (``loss.posterior``); :func:`train` stores the loss in the booster
 (attribute ``"gbfocal_loss"``, saved with the model), so
 ``predict_posterior(None, booster, data)`` needs only the booster, and a plain
 XGBoost deployment can apply the posterior formula to
@@ -50,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import json
 import numbers
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,7 +71,14 @@ from scipy.special import expit
 from xgboost.sklearn import XGBModel
 
 from gbfocal import _validation as V
-from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows, check_loss, focal_loss_of
+from gbfocal._estimator import Loss, check_focal_params, estimator_loss
+from gbfocal._loss import (
+    HESSIAN_POLICIES,
+    FocalLoss,
+    PreparedRows,
+    check_loss,
+    loss_from_dict,
+)
 
 __all__ = [
     "DEVICES",
@@ -83,22 +100,26 @@ __all__ = [
 #: ``"cuda"`` on the GPU with :mod:`gbfocal._cuda`, returning CuPy.
 DEVICES = ("cpu", "cuda")
 
-_OBJECTIVE = "binary:logistic"
-
 
 # --------------------------------------------------------------------------- rows per DMatrix
 
 
-def _rows_of_dmatrix(dmatrix: xgb.DMatrix) -> PreparedRows:
+def _rows_of_dmatrix(dmatrix: xgb.DMatrix, loss: Loss | None = None, n_classes: int | None = None) -> Any:
+    """``loss.prepared`` of the DMatrix's labels and weights (``loss=None``: the binary rows)."""
     labels = dmatrix.get_label()
     if labels.size == 0:
-        raise ValueError("the DMatrix has no labels; build it with xgboost.DMatrix(X, label=y) with y in {0, 1}")
+        raise ValueError(
+            "the DMatrix has no labels; build it with xgboost.DMatrix(X, label=y) with y in {0, 1} (FocalLoss) "
+            "or class indices 0..K-1 (MulticlassFocalLoss)"
+        )
     if labels.size != dmatrix.num_row():
         raise ValueError(
-            f"the DMatrix has {labels.size} labels for {dmatrix.num_row()} rows; the focal loss is binary and "
-            "needs exactly one 0/1 label per row"
+            f"the DMatrix has {labels.size} labels for {dmatrix.num_row()} rows; the focal losses need exactly "
+            "one class label per row (0/1, or a class index 0..K-1)"
         )
-    return PreparedRows(labels, dmatrix.get_weight())
+    if loss is None:
+        return PreparedRows(labels, dmatrix.get_weight())
+    return loss.prepared(labels, dmatrix.get_weight(), n_classes)
 
 
 def _check_dmatrix(data: object, name: str) -> xgb.DMatrix:
@@ -152,39 +173,62 @@ def _one_margin_per_row(predt: np.ndarray) -> np.ndarray:
         predt = predt[:, 0]
     if getattr(predt, "ndim", 1) != 1:
         raise ValueError(
-            f"expected one raw margin per row, got predictions of shape {predt.shape}; the focal loss is binary "
-            "(multiclass and multi-target models are not supported)"
+            f"expected one raw margin per row, got predictions of shape {predt.shape}; FocalLoss is binary: for "
+            "K classes train a gbfocal.MulticlassFocalLoss (num_class=K)"
         )
     return predt
+
+
+def _margins_of(loss: Loss, predt: Any) -> Any:
+    """XGBoost's raw margins in the loss's shape: ``(n,)`` for one output per row, else ``(n, K)``."""
+    if loss.n_outputs == 1:
+        return _one_margin_per_row(predt)
+    shape = tuple(getattr(predt, "shape", ()))
+    if len(shape) != 2 or shape[1] < 2:
+        raise ValueError(
+            f"expected one raw margin per class, shape (n, K), got predictions of shape {shape}; a multiclass "
+            "loss needs objective='multi:softprob' and num_class=K (gbfocal.xgboost.params and train set both)"
+        )
+    return predt
+
+
+def _n_classes_of(predt: Any) -> int | None:
+    """K from XGBoost's margins: their width when 2-D, else None (one margin per row)."""
+    shape = tuple(getattr(predt, "shape", ()))
+    return shape[1] if len(shape) == 2 and shape[1] >= 2 else None
 
 
 # --------------------------------------------------------------------------- native API
 
 
 class FocalObjective:
-    """XGBoost custom objective for a :class:`~gbfocal.FocalLoss`.
+    """XGBoost custom objective for a :class:`~gbfocal.FocalLoss` or :class:`~gbfocal.MulticlassFocalLoss`.
 
     Call signature ``(predt, dtrain) -> (grad, hess)``, as ``xgboost.train(obj=...)``
     expects. ``predt`` holds the **raw margins** (not probabilities) of the
-    ``n`` training rows, shape ``(n,)`` or ``(n, 1)``, float32 as XGBoost
-    passes them (float64 is accepted). ``grad`` and ``hess`` are derivatives
-    with respect to those margins, shape ``(n,)``, same dtype as ``predt``,
-    sample weights of ``dtrain`` applied: NumPy arrays with ``device="cpu"``,
-    CuPy arrays computed on the current GPU with ``device="cuda"``. Either way
-    they are buffers kept for that DMatrix and overwritten by the next call
-    (XGBoost copies them at once). On the host, float32 margins are computed
-    in float32 arithmetic (as XGBoost computes its own objectives), 8 rows per
-    AVX2 instruction: within ~1e-5 relative of the float64 values (see
-    :class:`~gbfocal.FocalLoss`).
+    ``n`` training rows, float32 as XGBoost passes them (float64 is
+    accepted): shape ``(n,)`` or ``(n, 1)`` for the binary loss, ``(n, K)``
+    for a K-class loss (XGBoost 3.1+ with ``objective="multi:softprob"``,
+    ``num_class=K``). ``grad`` and ``hess`` are derivatives with respect to
+    those margins (for K classes the Hessian diagonal), shape ``(n,)`` or
+    ``(n, K)``, same dtype as ``predt``, sample weights of ``dtrain``
+    applied: NumPy arrays with ``device="cpu"``, CuPy arrays computed on the
+    current GPU with ``device="cuda"``. Either way they are buffers kept for
+    that DMatrix and overwritten by the next call (XGBoost copies them at
+    once). On the host, float32 margins are computed in float32 arithmetic
+    for the binary loss (within ~1e-5 relative of float64, see
+    :class:`~gbfocal.FocalLoss`) and in float64, stored as float32, for K
+    classes.
 
-    Labels and weights are read from ``dtrain`` and validated on the first
-    call only. Picklable (the per-DMatrix state is not pickled). One objective
-    may serve several threads training at once, on the same DMatrix or not:
-    each thread gets its own gradient/Hessian buffers.
+    Labels (0/1, or class indices 0..K-1) and weights are read from
+    ``dtrain`` and validated on the first call only. Picklable (the
+    per-DMatrix state is not pickled). One objective may serve several
+    threads training at once, on the same DMatrix or not: each thread gets
+    its own gradient/Hessian buffers.
     """
 
-    def __init__(self, loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss, binary_only=True)
+    def __init__(self, loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> None:
+        self.loss = check_loss(loss)
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.device = device
@@ -193,7 +237,7 @@ class FocalObjective:
 
     def _init_state(self) -> None:
         self._rows = _PerDMatrix()
-        # DeviceRows keep the gradient buffers they return, so each thread needs its own.
+        # Device rows keep the gradient buffers they return, so each thread needs its own.
         self._device_rows = _PerThreadPerDMatrix()
 
     def __getstate__(self) -> dict:
@@ -206,21 +250,27 @@ class FocalObjective:
     def __repr__(self) -> str:
         return f"FocalObjective({self.loss!r}, device={self.device!r}, n_threads={self.n_threads!r})"
 
-    def prepared(self, dmatrix: xgb.DMatrix) -> PreparedRows:
-        """The validated labels and weights of ``dmatrix`` (read once, then cached)."""
-        return self._rows.get(dmatrix, _rows_of_dmatrix)
+    def prepared(self, dmatrix: xgb.DMatrix, n_classes: int | None = None) -> Any:
+        """The validated labels and weights of ``dmatrix`` (``loss.prepared``: read once, then cached).
+
+        ``n_classes`` is K for a multiclass loss (None: ``len(alpha)``, else
+        the largest label + 1); the first call for a DMatrix fixes it.
+        """
+        return self._rows.get(dmatrix, lambda d: _rows_of_dmatrix(d, self.loss, n_classes))
 
     def __call__(self, predt: np.ndarray, dtrain: xgb.DMatrix) -> tuple[Any, Any]:
+        margins = _margins_of(self.loss, predt)
+        n_classes = _n_classes_of(margins)
         if self.device == "cuda":
-            rows = self._device_rows.get(dtrain, self._rows_on_device)
+            rows = self._device_rows.get(dtrain, lambda d: self._rows_on_device(d, n_classes))
         else:
-            rows = self.prepared(dtrain)
-        return rows.gradient_hessian(self.loss, _one_margin_per_row(predt), self.n_threads)
+            rows = self.prepared(dtrain, n_classes)
+        return rows.gradient_hessian(self.loss, margins, self.n_threads)
 
-    def _rows_on_device(self, dmatrix: xgb.DMatrix) -> Any:
+    def _rows_on_device(self, dmatrix: xgb.DMatrix, n_classes: int | None) -> Any:
         from gbfocal import _cuda  # CUDA stays unimported until a GPU objective runs
 
-        return _cuda.DeviceRows(self.prepared(dmatrix))
+        return _cuda.device_rows(self.prepared(dmatrix, n_classes))
 
 
 class FocalMetric:
@@ -228,16 +278,16 @@ class FocalMetric:
 
     Call signature ``(predt, dmatrix) -> (name, value)``, as
     ``xgboost.train(custom_metric=...)`` expects. ``predt`` must hold **raw
-    margins**, shape ``(n,)`` or ``(n, 1)``: XGBoost passes margins to the
-    metric when training with a custom objective (as with
-    :class:`FocalObjective`); with a built-in objective it passes
-    probabilities, and this metric would be wrong. Smaller is better, so
-    early stopping minimises it. Labels and weights are read from each
-    DMatrix once. Picklable; may be shared by threads.
+    margins**, shape ``(n,)`` or ``(n, 1)`` (binary) or ``(n, K)`` (K
+    classes): XGBoost passes margins to the metric when training with a
+    custom objective (as with :class:`FocalObjective`); with a built-in
+    objective it passes probabilities, and this metric would be wrong.
+    Smaller is better, so early stopping minimises it. Labels and weights
+    are read from each DMatrix once. Picklable; may be shared by threads.
     """
 
-    def __init__(self, loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss, binary_only=True)
+    def __init__(self, loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> None:
+        self.loss = check_loss(loss)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
@@ -255,60 +305,108 @@ class FocalMetric:
         return f"FocalMetric({self.loss!r}, name={self.name!r}, n_threads={self.n_threads!r})"
 
     def __call__(self, predt: np.ndarray, dmatrix: xgb.DMatrix) -> tuple[str, float]:
-        rows = self._rows.get(dmatrix, _rows_of_dmatrix)
-        return self.name, rows.mean_loss(self.loss, _one_margin_per_row(predt), self.n_threads)
+        margins = _margins_of(self.loss, predt)
+        n_classes = _n_classes_of(margins)
+        rows = self._rows.get(dmatrix, lambda d: _rows_of_dmatrix(d, self.loss, n_classes))
+        return self.name, rows.mean_loss(self.loss, margins, self.n_threads)
 
 
-def objective(loss: FocalLoss, *, device: str = "cpu", n_threads: int | None = None) -> FocalObjective:
+def objective(loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> FocalObjective:
     """The picklable XGBoost objective ``(predt, dtrain) -> (grad, hess)`` of ``loss``.
 
-    ``predt`` are raw margins, shape ``(n,)``; ``grad``/``hess`` have shape
-    ``(n,)`` and ``predt``'s dtype (float32 from XGBoost). ``device="cpu"``
-    (default) computes on the host with ``n_threads`` threads (default: every
-    core this process may use) and returns NumPy; ``device="cuda"`` computes
-    on the GPU and returns CuPy (needs the ``gpu`` extra). See
-    :class:`FocalObjective`.
+    ``predt`` are raw margins, shape ``(n,)`` (:class:`~gbfocal.FocalLoss`)
+    or ``(n, K)`` (:class:`~gbfocal.MulticlassFocalLoss`); ``grad``/``hess``
+    have that shape and ``predt``'s dtype (float32 from XGBoost).
+    ``device="cpu"`` (default) computes on the host with ``n_threads``
+    threads (default: every core this process may use) and returns NumPy;
+    ``device="cuda"`` computes on the GPU and returns CuPy (needs the
+    ``gpu`` extra). See :class:`FocalObjective`.
     """
     return FocalObjective(loss, device=device, n_threads=n_threads)
 
 
-def metric(loss: FocalLoss, *, name: str = "focal", n_threads: int | None = None) -> FocalMetric:
+def metric(loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> FocalMetric:
     """The picklable XGBoost metric ``(predt, dmatrix) -> (name, weighted mean focal loss)``.
 
-    ``predt`` are raw margins, shape ``(n,)``. See :class:`FocalMetric`.
+    ``predt`` are raw margins, shape ``(n,)`` or ``(n, K)``. See :class:`FocalMetric`.
     """
     return FocalMetric(loss, name=name, n_threads=n_threads)
 
 
-def _prepared(data: object, sample_weight: object) -> PreparedRows:
+def _prepared(loss: Loss, data: object, sample_weight: object, n_classes: int | None = None) -> Any:
     if isinstance(data, xgb.DMatrix):
         if sample_weight is not None:
             raise TypeError("a DMatrix carries its own weights: pass sample_weight=None (set DMatrix(weight=...))")
-        return _rows_of_dmatrix(data)
-    return PreparedRows(data, sample_weight)
+        return _rows_of_dmatrix(data, loss, n_classes)
+    return loss.prepared(data, sample_weight, n_classes)
 
 
-def base_score(loss: FocalLoss, data: xgb.DMatrix | np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-    """XGBoost's ``base_score`` (a probability) that starts boosting at ``loss.init_score``.
+def _start(init_score: float | np.ndarray) -> float | list[float]:
+    """XGBoost's ``base_score`` for a focal-optimal start: σ(z₀) for one margin, the K margins themselves else.
+
+    ``binary:logistic`` takes ``base_score`` as a probability and turns it
+    into the margin ``logit(base_score)``; ``multi:softprob`` (XGBoost 3.1+)
+    takes a vector ``base_score`` as the K starting margins as they are.
+    """
+    if np.ndim(init_score) == 0:
+        return float(expit(init_score))
+    return [float(v) for v in np.asarray(init_score, dtype=np.float64)]
+
+
+def base_score(
+    loss: Loss,
+    data: xgb.DMatrix | np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    n_classes: int | None = None,
+) -> float | list[float]:
+    """XGBoost's ``base_score`` that starts boosting at ``loss.init_score``.
 
     ``data`` is a labelled DMatrix (its labels and weights are used) or the
-    0/1 labels, shape ``(n,)``, with optional ``sample_weight`` of shape
-    ``(n,)``. Returns ``σ(init_score)``; XGBoost with
-    ``objective="binary:logistic"`` turns it back into the margin
-    ``logit(base_score)`` (in float32).
+    labels, shape ``(n,)`` (0/1, or class indices 0..K-1), with optional
+    ``sample_weight`` of shape ``(n,)``. For :class:`~gbfocal.FocalLoss`
+    returns the probability ``σ(init_score)`` (``binary:logistic`` turns it
+    back into the margin ``logit(base_score)``, in float32); for
+    :class:`~gbfocal.MulticlassFocalLoss` the K starting margins
+    ``init_score`` as a list (``multi:softprob`` uses a vector
+    ``base_score`` as margins; XGBoost >= 3.1). ``n_classes``: K, where
+    neither ``loss.alpha`` nor the labels show it.
     """
-    return float(expit(_prepared(data, sample_weight).init_score(loss)))
+    return _start(_prepared(check_loss(loss), data, sample_weight, n_classes).init_score(loss))
 
 
-def _focal_params(params: Mapping[str, Any], start: float | None) -> dict[str, Any]:
-    """``params`` with the logistic link and, unless given, the focal starting score."""
+_LINKS = {1: "binary:logistic"}  # one margin per row; K margins: "multi:softprob"
+
+
+def _link(n_outputs: int) -> str:
+    return _LINKS.get(n_outputs, "multi:softprob")
+
+
+#: The first XGBoost whose ``base_score`` may be a vector: the multiclass start lives in the model.
+_VECTOR_START_XGBOOST = (3, 1)
+
+
+def _check_vector_start() -> None:
+    """Refuse, with the fix, a multiclass focal model on an XGBoost that cannot hold its start vector."""
+    version = tuple(int(part) for part in re.findall(r"\d+", xgb.__version__)[:2])
+    if version < _VECTOR_START_XGBOOST:
+        raise RuntimeError(
+            f"MulticlassFocalLoss needs xgboost >= 3.1, found {xgb.__version__}: earlier releases take one number "
+            "as base_score, so the focal starting margins could not be stored in the model; "
+            "pip install -U 'xgboost>=3.1'"
+        )
+
+
+def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, n_outputs: int = 1) -> dict[str, Any]:
+    """``params`` with the loss's link (and ``num_class`` for K outputs) and, unless given, the focal start."""
     out = dict(params)
+    link = _link(n_outputs)
     given = out.get("objective")
-    if given is not None and given != _OBJECTIVE:
+    if given is not None and given != link:
+        what = "base_score is a probability" if n_outputs == 1 else "base_score holds the K starting margins"
         raise ValueError(
             f"objective={given!r} conflicts with the focal loss: gbfocal supplies the gradients and needs "
-            f"objective={_OBJECTIVE!r} for the link (predict returns probabilities, base_score is a probability); "
-            "leave objective unset"
+            f"objective={link!r} for the link (predict returns probabilities, {what}); leave objective unset"
         )
     spw = out.get("scale_pos_weight")
     if spw is not None and float(spw) != 1.0:
@@ -316,14 +414,34 @@ def _focal_params(params: Mapping[str, Any], start: float | None) -> dict[str, A
             f"scale_pos_weight={spw!r} has no effect with a custom objective (XGBoost applies it inside its "
             "built-in objective only); weigh the classes with the focal loss's alpha or with sample weights"
         )
-    out["objective"] = _OBJECTIVE
+    out["objective"] = link
+    if n_outputs != 1:
+        _check_vector_start()
+        out["num_class"] = n_outputs
     if start is not None and out.get("base_score") is None:
         out["base_score"] = start
     return out
 
 
+def _n_outputs(loss: Loss, given: object, labels_k: Callable[[], int]) -> int:
+    """Margins per row for ``loss``: 1, or K from ``num_class``, ``len(alpha)`` or the labels (checked to agree)."""
+    if loss.n_outputs == 1:
+        if given is not None and given not in (0, 1):
+            raise ValueError(
+                f"num_class={given!r} with the binary FocalLoss; for K classes train a gbfocal.MulticlassFocalLoss"
+            )
+        return 1
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral) or given < 2:
+            raise ValueError(f"num_class must be an int >= 2 for a multiclass loss, got {given!r}")
+        if loss.n_outputs is not None and given != loss.n_outputs:
+            raise ValueError(f"num_class={given} but the loss's alpha has {loss.n_outputs} class weights")
+        return int(given)
+    return loss.n_outputs if loss.n_outputs is not None else labels_k()
+
+
 def params(
-    loss: FocalLoss,
+    loss: Loss,
     data: xgb.DMatrix | np.ndarray,
     *,
     sample_weight: np.ndarray | None = None,
@@ -331,21 +449,38 @@ def params(
 ) -> dict[str, Any]:
     """XGBoost parameters for training ``loss`` with :func:`objective`.
 
-    Returns ``xgb_params`` plus ``objective="binary:logistic"`` (the link:
-    ``base_score`` is a probability and ``predict`` returns σ(margin)) and
-    ``base_score=`` :func:`base_score` ``(loss, data, sample_weight)``, so
-    the first tree starts at the focal-optimal constant margin. ``data`` is
-    the labelled training DMatrix, or the training labels of shape ``(n,)``.
-    A ``base_score`` in ``xgb_params`` is kept (it is a probability). Every
-    other parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
+    Returns ``xgb_params`` plus the link and the focal-optimal start:
+
+    * :class:`~gbfocal.FocalLoss`: ``objective="binary:logistic"``
+      (``base_score`` is a probability and ``predict`` returns σ(margin))
+      and ``base_score=σ(init_score)``.
+    * :class:`~gbfocal.MulticlassFocalLoss`: ``objective="multi:softprob"``,
+      ``num_class=K`` (from ``xgb_params``, ``len(alpha)`` or the labels)
+      and ``base_score=`` the K margins ``init_score`` (XGBoost >= 3.1 keeps
+      the vector in the model, so the saved model starts there without
+      gbfocal); ``predict`` returns softmax(margins).
+
+    ``data`` is the labelled training DMatrix, or the training labels of
+    shape ``(n,)``. A ``base_score`` in ``xgb_params`` is kept. Every other
+    parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
     included, passes through untouched.
 
-    The trained model's margins need no gbfocal, but its ``predict``,
-    σ(margin), is not P(y = 1 | x) under the focal loss: use
-    :func:`predict_posterior` (or the NumPy formula in the README, "Serving
-    a saved focal model").
+    ``predict``, σ or softmax of the margins, is not P(y | x) under the
+    focal loss: use :func:`predict_posterior` (or the NumPy formula in the
+    README, "Serving a saved focal model").
     """
-    return _focal_params(xgb_params, base_score(loss, data, sample_weight))
+    loss = check_loss(loss)
+    rows = None
+
+    def labels_k() -> int:
+        nonlocal rows
+        rows = _prepared(loss, data, sample_weight)
+        return rows.n_classes
+
+    k = _n_outputs(loss, xgb_params.get("num_class"), labels_k)
+    if rows is None:
+        rows = _prepared(loss, data, sample_weight, None if k == 1 else k)
+    return _focal_params(xgb_params, _start(rows.init_score(loss)), k)
 
 
 def _n_threads_of(params: Mapping[str, Any]) -> int | None:
@@ -361,7 +496,7 @@ def _n_threads_of(params: Mapping[str, Any]) -> int | None:
 
 
 def train(
-    loss: FocalLoss,
+    loss: Loss,
     params: Mapping[str, Any] | None,
     dtrain: xgb.DMatrix,
     num_boost_round: int = 10,
@@ -372,24 +507,27 @@ def train(
 ) -> xgb.Booster:
     """``xgboost.train`` with the focal objective, metric and starting score set.
 
-    Trains on ``dtrain`` (labels in {0, 1}, optional weights) with
-    :func:`objective` and, unless ``custom_metric`` is given, :func:`metric`
-    reported for every set in ``evals`` (early stopping minimises it;
-    XGBoost's default metric is then switched off unless ``params`` name an
-    ``eval_metric``). ``params`` (None: ``{}``) go through :func:`params`: the
-    logistic link and ``base_score`` from ``loss.init_score`` are added; when
-    continuing from ``xgb_model`` the loaded model's starting score is kept.
-    The objective and metric use ``nthread`` (or ``n_jobs``) threads when set.
-    ``objective_device`` is :func:`objective`'s ``device``. Other keyword
-    arguments go to ``xgboost.train``.
+    Trains on ``dtrain`` (labels in {0, 1} for :class:`~gbfocal.FocalLoss`,
+    class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`;
+    optional weights) with :func:`objective` and, unless ``custom_metric`` is
+    given, :func:`metric` reported for every set in ``evals`` (early
+    stopping minimises it; XGBoost's default metric is then switched off
+    unless ``params`` name an ``eval_metric``). ``params`` (None: ``{}``) go
+    through :func:`params`: the link (``binary:logistic``, or
+    ``multi:softprob`` with ``num_class``) and ``base_score`` from
+    ``loss.init_score`` are added; when continuing from ``xgb_model`` the
+    loaded model's starting score is kept. The objective and metric use
+    ``nthread`` (or ``n_jobs``) threads when set. ``objective_device`` is
+    :func:`objective`'s ``device``. Other keyword arguments go to
+    ``xgboost.train``.
 
     Returns the Booster, with ``loss`` stored in its attribute
     ``"gbfocal_loss"`` (JSON, saved with the model; read it back with
-    :func:`booster_loss`). ``predict(output_margin=True)`` gives raw margins;
-    ``predict`` gives σ(margin), which is not P(y = 1 | x) under the focal
-    loss: :func:`predict_posterior` is.
+    :func:`booster_loss`). ``predict(output_margin=True)`` gives raw margins,
+    ``(n,)`` or ``(n, K)``; ``predict`` gives σ or softmax of them, which is
+    not P(y | x) under the focal loss: :func:`predict_posterior` is.
     """
-    loss = check_loss(loss, binary_only=True)
+    loss = check_loss(loss)
     params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of XGBoost parameters or None, got {type(params).__name__}")
@@ -403,9 +541,10 @@ def train(
         raise TypeError("gbfocal.xgboost.train supplies obj itself; call xgboost.train to use another objective")
     n_threads = _n_threads_of(params)
     obj = objective(loss, device=objective_device, n_threads=n_threads)
+    k = _n_outputs(loss, params.get("num_class"), lambda: obj.prepared(dtrain).n_classes)
+    rows = obj.prepared(dtrain, None if k == 1 else k)
     continuing = train_kwargs.get("xgb_model") is not None
-    start = None if continuing else float(expit(obj.prepared(dtrain).init_score(loss)))
-    full = _focal_params(params, start)
+    full = _focal_params(params, None if continuing else _start(rows.init_score(loss)), k)
     if train_kwargs.get("custom_metric") is None:
         train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
         if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
@@ -418,40 +557,36 @@ def train(
 # --------------------------------------------------------------------------- the loss inside a booster
 
 LOSS_ATTR = "gbfocal_loss"
-"""Booster attribute holding the training loss as JSON ``{"loss": "focal", "alpha", "gamma", "hessian"}``."""
+"""Booster attribute holding the training loss as JSON, the loss's ``to_dict()``:
+``{"loss": "focal" | "multiclass_focal", "alpha", "gamma", "hessian"}``."""
 
 
-def _store_loss(booster: xgb.Booster, loss: FocalLoss) -> None:
+def _store_loss(booster: xgb.Booster, loss: Loss) -> None:
     """Record ``loss`` in ``booster`` (attribute :data:`LOSS_ATTR`), so it travels in saved files."""
-    record = {"loss": "focal", "alpha": loss.alpha, "gamma": loss.gamma, "hessian": loss.hessian}
-    booster.set_attr(**{LOSS_ATTR: json.dumps(record)})
+    booster.set_attr(**{LOSS_ATTR: json.dumps(loss.to_dict())})
 
 
-def _loss_from_json(text: str, where: str) -> FocalLoss:
-    """The :class:`FocalLoss` of a :data:`LOSS_ATTR` record, every field checked."""
+def _loss_from_json(text: str, where: str) -> Loss:
+    """The loss of a :data:`LOSS_ATTR` record (:func:`gbfocal.loss_from_dict`), every field checked."""
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{where} is not valid JSON ({err}); the model file is damaged") from None
-    keys = {"loss", "alpha", "gamma", "hessian"}
-    if not isinstance(record, dict) or set(record) != keys or record["loss"] != "focal":
-        raise ValueError(
-            f"{where} must be a JSON object with exactly the keys {sorted(keys)} and loss 'focal', got {text!r}; "
-            "it was not written by gbfocal"
-        )
     try:
-        return FocalLoss(V.check_alpha(record["alpha"]), V.check_gamma(record["gamma"]), hessian=record["hessian"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where} holds an invalid focal loss: {err}") from None
+        return loss_from_dict(record, where)
+    except ValueError as err:
+        raise ValueError(f"{err}; got {text!r}, which was not written by gbfocal") from None
 
 
-def booster_loss(booster: xgb.Booster) -> FocalLoss:
-    """The :class:`FocalLoss` a booster was trained with, as :func:`train` stored it.
+def booster_loss(booster: xgb.Booster) -> Loss:
+    """The loss a booster was trained with, as :func:`train` stored it.
 
     Read from the booster's attribute ``"gbfocal_loss"``, which
     :func:`train` and :meth:`XGBFocalClassifier.fit` set and XGBoost saves in
-    the model file (JSON and UBJSON). Raises ``ValueError`` if the booster has
-    none (trained with ``xgboost.train`` by hand, or by an older gbfocal).
+    the model file (JSON and UBJSON): a :class:`~gbfocal.FocalLoss` or a
+    :class:`~gbfocal.MulticlassFocalLoss`. Raises ``ValueError`` if the
+    booster has none (trained with ``xgboost.train`` by hand, or by an older
+    gbfocal).
     """
     if not isinstance(booster, xgb.Booster):
         raise TypeError(f"booster must be an xgboost.Booster, got {type(booster).__name__}")
@@ -459,7 +594,7 @@ def booster_loss(booster: xgb.Booster) -> FocalLoss:
     if text is None:
         raise ValueError(
             f"the booster carries no focal loss (attribute {LOSS_ATTR!r}): it was not trained with "
-            "gbfocal.xgboost.train or XGBFocalClassifier; pass the FocalLoss it was trained with"
+            "gbfocal.xgboost.train or XGBFocalClassifier; pass the loss it was trained with"
         )
     return _loss_from_json(text, f"the booster's {LOSS_ATTR!r} attribute")
 
@@ -470,27 +605,33 @@ def _best_iteration_range(booster: xgb.Booster) -> tuple[int, int] | None:
     return None if best is None else (0, int(best) + 1)
 
 
-def predict_posterior(
-    loss: FocalLoss | None, booster: xgb.Booster, data: xgb.DMatrix, **predict_kwargs: Any
-) -> np.ndarray:
-    """P(y = 1 | x) of a focal-trained booster: :meth:`FocalLoss.posterior` of its raw margins.
+def _same_model_of_posterior(a: Loss, b: Loss) -> bool:
+    """Whether two losses give the same posterior (the Hessian policy does not enter it)."""
+    da, db = a.to_dict(), b.to_dict()
+    return all(da[key] == db[key] for key in ("loss", "alpha", "gamma"))
 
-    ``booster.predict`` returns σ(margin), which under focal loss is
-    under-confident; this returns the recovered class posterior, float64,
-    shape ``(n,)``. ``loss=None`` takes the loss stored in the booster
-    (:func:`booster_loss`); a given ``loss`` must have the stored α and γ, if
-    there is one. After early stopping the best iteration's trees are used
-    (as the scikit-learn API does), unless ``iteration_range`` is given.
-    ``predict_kwargs`` go to ``Booster.predict``.
+
+def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix, **predict_kwargs: Any) -> np.ndarray:
+    """P(y | x) of a focal-trained booster: ``loss.posterior`` of its raw margins.
+
+    ``booster.predict`` returns σ(margin) (binary) or softmax(margins) (K
+    classes), which under focal loss is under-confident; this returns the
+    recovered class posterior, float64: shape ``(n,)``, P(y = 1 | x), for
+    :class:`~gbfocal.FocalLoss`, ``(n, K)`` with rows summing to 1 for
+    :class:`~gbfocal.MulticlassFocalLoss`. ``loss=None`` takes the loss
+    stored in the booster (:func:`booster_loss`); a given ``loss`` must have
+    the stored α and γ, if there is one. After early stopping the best
+    iteration's trees are used (as the scikit-learn API does), unless
+    ``iteration_range`` is given. ``predict_kwargs`` go to ``Booster.predict``.
     """
     if loss is None:
         loss = booster_loss(booster)
     else:
-        loss = check_loss(loss, binary_only=True)
+        loss = check_loss(loss)
         stored = booster.attr(LOSS_ATTR) if isinstance(booster, xgb.Booster) else None
         if stored is not None:
             trained = _loss_from_json(stored, f"the booster's {LOSS_ATTR!r} attribute")
-            if (trained.alpha, trained.gamma) != (loss.alpha, loss.gamma):
+            if not _same_model_of_posterior(trained, loss):
                 raise ValueError(
                     f"loss={loss!r} differs from the loss the booster was trained with, {trained!r}: the posterior "
                     "would be wrong; pass loss=None to use the booster's own"
@@ -498,7 +639,7 @@ def predict_posterior(
     if predict_kwargs.get("iteration_range") is None:
         predict_kwargs["iteration_range"] = _best_iteration_range(booster) or (0, 0)
     margin = booster.predict(data, output_margin=True, **predict_kwargs)
-    return loss.posterior(np.ravel(margin))
+    return loss.posterior(_margins_of(loss, margin))
 
 
 # --------------------------------------------------------------------------- scikit-learn API
@@ -514,24 +655,24 @@ class _FitObjective:
     the per-round copies are ignored.
     """
 
-    def __init__(self, loss: FocalLoss, rows: PreparedRows, n_threads: int | None) -> None:
+    def __init__(self, loss: Loss, rows: Any, n_threads: int | None) -> None:
         self.loss, self.rows, self.n_threads = loss, rows, n_threads
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None):
         if np.shape(y_true)[0] != self.rows.n_rows:  # pragma: no cover - XGBoost trains on the rows given to fit
             raise RuntimeError("XGBoost passed a training set other than the one given to fit")
-        return self.rows.gradient_hessian(self.loss, _one_margin_per_row(y_pred), self.n_threads)
+        return self.rows.gradient_hessian(self.loss, _margins_of(self.loss, y_pred), self.n_threads)
 
 
 class _FitMetric:
     """The focal metric in the wrapper's signature ``(y_true, y_score[, sample_weight]) -> value``."""
 
-    def __init__(self, loss: FocalLoss, n_threads: int | None) -> None:
+    def __init__(self, loss: Loss, n_threads: int | None) -> None:
         self.loss, self.n_threads = loss, n_threads
         self.__name__ = "focal"  # the wrapper names the metric after its function
 
     def __call__(self, y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-        return self.loss.mean_loss(y_true, _one_margin_per_row(y_score), sample_weight, self.n_threads)
+        return self.loss.mean_loss(y_true, _margins_of(self.loss, y_score), sample_weight, self.n_threads)
 
 
 @contextlib.contextmanager
@@ -563,12 +704,18 @@ def _unchanged_on_error(obj: object) -> Iterator[None]:
 
 
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
-_MODEL_ATTR = "gbfocal"  # booster attribute that carries classes_ and the focal parameters in saved models
-_META_KEYS = frozenset({"classes", "classes_dtype", "focal", "base_score"})
+_MODEL_ATTR = "gbfocal"  # booster attribute that carries classes_ and the trained loss in saved models
+# Written since multiclass: the loss as its to_dict() record. The "focal" key: binary files of gbfocal <= 0.2.
+_META_KEYS = frozenset({"classes", "classes_dtype", "loss", "focal_proba", "base_score"})
+_OLD_META_KEYS = frozenset({"classes", "classes_dtype", "focal", "base_score"})
 _CLASS_DTYPE_KINDS = "biufUO"  # what np.unique of fit's labels can be; "O": strings held as objects (pandas)
 
 
-PROBA_MODES = ("posterior", "sigmoid")
+#: ``focal_proba`` values. ``"posterior"``: the class posterior recovered from
+#: the focal margins (``loss.posterior``). ``"sigmoid"`` and ``"softmax"`` are
+#: one switch under two names: the engine's own probability, σ(margin) for two
+#: classes and softmax(margins) for K (the two agree for K = 2).
+PROBA_MODES = ("posterior", "sigmoid", "softmax")
 
 
 def _check_fitted(estimator: object) -> None:
@@ -581,13 +728,14 @@ def _check_proba_mode(mode: object) -> str:
     if not isinstance(mode, str) or mode not in PROBA_MODES:
         raise ValueError(
             f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}: 'posterior' for P(y | x) recovered "
-            "from the focal margin, 'sigmoid' for σ(margin)"
+            "from the focal margins, 'sigmoid' or 'softmax' (the same switch) for the engine's own σ(margin) / "
+            "softmax(margins)"
         )
     return mode
 
 
 def _classes_from_meta(meta: Mapping[str, Any]) -> np.ndarray:
-    """``classes_`` from saved metadata: a 1-D array of two distinct labels, sorted, of a plain dtype."""
+    """``classes_`` from saved metadata: a 1-D array of K >= 2 distinct labels, sorted, of a plain dtype."""
     values, dtype = meta.get("classes"), meta.get("classes_dtype")
     try:
         dtype = np.dtype(dtype) if isinstance(dtype, str) else None
@@ -597,21 +745,21 @@ def _classes_from_meta(meta: Mapping[str, Any]) -> np.ndarray:
         raise ValueError(f"classes_dtype must name a NumPy dtype of kind {list(_CLASS_DTYPE_KINDS)}, got {dtype!r}")
     if (
         not isinstance(values, list)
-        or len(values) != 2
+        or len(values) < 2
         or not all(isinstance(v, (str, int, float)) and v is not None for v in values)
     ):
-        raise ValueError(f"classes must be a list of two labels (numbers or strings), got {values!r}")
+        raise ValueError(f"classes must be a list of at least two labels (numbers or strings), got {values!r}")
     try:
         classes = np.array(values, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise ValueError(f"classes {values!r} do not fit classes_dtype {dtype}: {err}") from None
-    if classes.ndim != 1 or not classes[0] < classes[1]:
-        raise ValueError(f"classes must be two distinct labels in sorted order, got {values!r}")
+    if classes.ndim != 1 or not all(classes[i] < classes[i + 1] for i in range(len(classes) - 1)):
+        raise ValueError(f"classes must be distinct labels in sorted order, got {values!r}")
     return classes
 
 
-def _focal_from_meta(meta: Mapping[str, Any]) -> tuple[FocalLoss, str]:
-    """The trained loss and ``focal_proba`` from saved metadata, each value checked."""
+def _focal_from_old_meta(meta: Mapping[str, Any]) -> tuple[FocalLoss, str]:
+    """The binary loss and ``focal_proba`` of metadata written before multiclass (the ``"focal"`` object)."""
     focal = meta.get("focal")
     if not isinstance(focal, dict) or set(focal) != set(_FOCAL_PARAMS):
         shown = sorted(focal) if isinstance(focal, dict) else focal
@@ -624,60 +772,108 @@ def _focal_from_meta(meta: Mapping[str, Any]) -> tuple[FocalLoss, str]:
     return loss, _check_proba_mode(focal["focal_proba"])
 
 
-def _base_score_from_meta(meta: Mapping[str, Any]) -> float | None:
+def _loss_from_meta(meta: Mapping[str, Any], n_classes: int) -> tuple[Loss, str]:
+    """The trained loss and ``focal_proba`` from saved metadata, checked against the number of classes."""
+    if "focal" in meta:
+        loss, proba = _focal_from_old_meta(meta)
+    else:
+        loss = loss_from_dict(meta.get("loss"), "loss")
+        proba = _check_proba_mode(meta.get("focal_proba"))
+    outputs = 1 if n_classes == 2 else n_classes
+    if loss.n_outputs not in (None, outputs) or (loss.n_outputs is None and outputs == 1):
+        raise ValueError(f"the loss {loss!r} does not fit {n_classes} classes")
+    return loss, proba
+
+
+def _base_score_from_meta(meta: Mapping[str, Any], n_classes: int) -> float | list[float] | None:
+    """The ``base_score`` hyper-parameter: None, a probability (binary), or margins (a number or K of them)."""
     value = meta.get("base_score")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"base_score must be null or a probability in (0, 1), got {value!r}")
-    return float(value)
+    if n_classes == 2:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ValueError(f"base_score must be null or a probability in (0, 1), got {value!r}")
+        return float(value)
+    values = value if isinstance(value, list) else [value]
+    if len(values) not in (1, n_classes) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
+    ):
+        raise ValueError(f"base_score must be null, a finite margin or {n_classes} of them, got {value!r}")
+    return [float(v) for v in values] if isinstance(value, list) else float(value)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 class XGBFocalClassifier(xgb.XGBClassifier):
-    """XGBoost classifier trained with the α-balanced focal loss (binary).
+    """XGBoost classifier trained with the α-balanced focal loss, two classes or more.
 
-    A :class:`xgboost.XGBClassifier` whose training objective is
-    :class:`~gbfocal.FocalLoss` ``(focal_alpha, focal_gamma,
-    hessian=focal_hessian)``. The focal parameters carry a ``focal_`` prefix
-    because XGBoost already owns ``gamma`` (min split loss) and ``alpha``
-    (L1 regularisation); those, and every other XGBoost parameter, keep their
-    XGBoost meaning and pass through untouched.
+    A :class:`xgboost.XGBClassifier` whose training objective is the focal
+    loss: :class:`~gbfocal.FocalLoss` for two classes,
+    :class:`~gbfocal.MulticlassFocalLoss` (softmax focal loss) for three or
+    more, switched by the labels seen in ``fit`` exactly as
+    ``XGBClassifier`` switches to ``multi:softprob``. The focal parameters
+    carry a ``focal_`` prefix because XGBoost already owns ``gamma`` (min
+    split loss) and ``alpha`` (L1 regularisation); those, and every other
+    XGBoost parameter, keep their XGBoost meaning and pass through untouched.
 
+    * ``focal_alpha`` (class weights α): ``None`` (default: 0.25 on
+      ``classes_[1]`` for two classes, Lin et al.'s value with γ = 2; weight
+      1 for every class for K > 2); a float (two classes only: the weight of
+      ``classes_[1]``, ``classes_[0]`` gets ``1 - α``); a sequence of one
+      weight per class in ``classes_`` order; a mapping ``{label: weight}``
+      naming every class; or ``"balanced"``: ``w_k = W / (K W_k)`` from the
+      (sample-weighted) class totals ``W_k`` of the training labels
+      (scikit-learn's ``class_weight="balanced"``). For two classes per-class
+      weights become ``α = w_1 / (w_0 + w_1)``. See :mod:`gbfocal._estimator`.
+    * ``focal_gamma`` (γ >= 0, default 2); ``focal_hessian``: the Hessian
+      policy, ``None`` (default) for each loss's own default (``"positive"``
+      binary, ``"clamp"`` multiclass).
     * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``y`` holds any
-      two class labels (numbers, strings, booleans); ``classes_`` is their
-      sorted array and ``classes_[1]`` is the positive class (weight
-      ``focal_alpha``). Boosting starts at the focal-optimal constant margin
-      (``base_score`` ``= σ(init_score)``) unless ``base_score`` is given or
-      ``xgb_model`` continues a model. With ``eval_metric=None`` every
-      ``eval_set`` reports the weighted mean focal loss as ``"focal"``, and
-      ``early_stopping_rounds`` stops on it; set ``eval_metric`` to use
-      XGBoost's metrics instead. More than two classes raise ``ValueError``.
-    * ``decision_function(X)``: log-odds of ``predict_proba``, shape ``(n,)``
-      (> 0 exactly where ``predict`` picks ``classes_[1]``); raw margins are
-      ``predict(X, output_margin=True)``.
-    * ``predict_proba(X)``: shape ``(n, 2)``, columns ordered as ``classes_``,
-      rows summing to 1; ``predict(X)`` the more probable of ``classes_``.
-      ``focal_proba="posterior"`` (default) returns the class posterior
-      recovered from the focal margin (:meth:`gbfocal.FocalLoss.posterior`);
-      ``"sigmoid"`` returns σ(margin) (under-confident for γ > 0).
+      class labels (numbers, strings, booleans); ``classes_`` is their
+      sorted array. Boosting starts at the focal-optimal constant margin(s),
+      ``loss.init_score`` (``base_score`` = σ(init_score) for two classes,
+      the K margins for K classes; XGBoost >= 3.1 stores that vector in the
+      model), unless ``base_score`` is given or ``xgb_model`` continues a
+      model. With ``eval_metric=None`` every ``eval_set`` reports the
+      weighted mean focal loss as ``"focal"``, and ``early_stopping_rounds``
+      stops on it; set ``eval_metric`` to use XGBoost's metrics instead.
+    * ``predict_proba(X)``: shape ``(n, K)`` (K = 2 for binary), columns
+      ordered as ``classes_``, rows summing to 1; ``predict(X)`` the most
+      probable class. ``focal_proba="posterior"`` (default) returns the class
+      posterior recovered from the focal margins (``loss.posterior``);
+      ``"sigmoid"`` or ``"softmax"`` (one switch, two names) returns the
+      engine's own σ(margin) / softmax(margins), under-confident for γ > 0.
+    * ``decision_function(X)``: scikit-learn's convention. Two classes:
+      shape ``(n,)``, the log-odds of ``predict_proba(X)[:, 1]`` (> 0 exactly
+      where ``predict`` picks ``classes_[1]``). K classes: shape ``(n, K)``,
+      ``log predict_proba(X)`` (floored at the smallest normal float64) with
+      ``"posterior"``, the raw margins with ``"softmax"``; its argmax is
+      ``predict``. Raw margins always: ``predict(X, output_margin=True)``.
     * ``save_model``/``load_model`` keep ``classes_``, the trained loss and
       ``focal_proba``, so a loaded estimator's ``predict_proba`` equals the
-      saved one's. The file is an ordinary ``binary:logistic`` XGBoost
-      model: plain XGBoost loads it, and its ``predict`` returns σ(margin) of
-      ``classes_[1]``, *not* this estimator's ``predict_proba`` (the focal
-      posterior) unless ``focal_proba="sigmoid"``. To serve calibrated
-      probabilities without gbfocal, apply the posterior formula to
-      ``predict(output_margin=True)`` (README, "Serving a saved focal model").
+      saved one's. The file is an ordinary ``binary:logistic`` or
+      ``multi:softprob`` XGBoost model that starts from the focal start:
+      plain XGBoost loads it and gives the same raw margins; its ``predict``
+      returns σ / softmax of them, *not* this estimator's ``predict_proba``
+      (the focal posterior) unless ``focal_proba="softmax"``. To serve
+      calibrated probabilities without gbfocal, apply the posterior formula
+      to ``predict(output_margin=True)`` (README, "Serving a saved focal
+      model").
 
     Predictions use the loss the model was trained with (``_focal_loss``,
-    set by ``fit``); changing ``focal_alpha``/``focal_gamma`` afterwards
-    takes effect at the next ``fit``. ``focal_proba`` only selects the
-    output and is read at prediction time. A ``fit`` or ``load_model`` that
-    raises leaves the estimator as it was.
+    set by ``fit``); changing ``focal_*`` afterwards takes effect at the next
+    ``fit``. ``focal_proba`` only selects the output and is read at
+    prediction time. A ``fit`` or ``load_model`` that raises leaves the
+    estimator as it was.
 
-    ``objective`` must stay ``"binary:logistic"`` (the link; the loss is
-    the focal one) and ``scale_pos_weight`` unset (XGBoost ignores it with a
-    custom objective; use ``focal_alpha`` or ``sample_weight``).
+    ``objective`` must stay unset or the link (``"binary:logistic"``;
+    ``"multi:softprob"`` for K classes) and ``scale_pos_weight`` unset
+    (XGBoost ignores it with a custom objective; use ``focal_alpha`` or
+    ``sample_weight``).
 
     scikit-learn's estimator checks pass (``tests/test_xgboost.py`` runs
     them) except the two sample-weight equivalence checks, which demand
@@ -691,9 +887,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     def __init__(
         self,
         *,
-        focal_alpha: float = 0.25,
+        focal_alpha: float | Sequence[float] | Mapping[Any, float] | str | None = None,
         focal_gamma: float = 2.0,
-        focal_hessian: str = DEFAULT_HESSIAN,
+        focal_hessian: str | None = None,
         focal_proba: str = "posterior",
         **kwargs: Any,
     ) -> None:
@@ -704,9 +900,16 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         self.focal_proba = focal_proba
 
     # ------------------------------------------------------------------ parameters
-    def focal_loss(self) -> FocalLoss:
-        """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return focal_loss_of(self)
+    def focal_loss(self, classes: Any = None) -> Loss:
+        """The loss of the current ``focal_*`` parameters for ``classes``.
+
+        ``classes`` defaults to ``classes_`` once fitted, else two classes
+        ``[0, 1]``. ``focal_alpha="balanced"`` needs the training labels and
+        is resolved in ``fit`` only.
+        """
+        if classes is None:
+            classes = self.classes_ if getattr(self, "_gbfocal_classes", None) is not None else np.arange(2)
+        return estimator_loss(self, np.asarray(classes))
 
     def get_xgb_params(self) -> dict[str, Any]:
         """XGBoost's parameters for the booster: everything but the ``focal_*`` ones."""
@@ -715,6 +918,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             params.pop(name, None)
         if isinstance(self.eval_metric, _FitMetric):  # inside fit: report the focal loss alone
             params["disable_default_eval_metric"] = True
+        if params.get("objective") == "binary:logistic" and getattr(self, "n_classes_", 2) > 2:
+            # XGBClassifier's default stands for the link; set_params hands these to the fitted booster.
+            params["objective"] = "multi:softprob"
         return params
 
     def _n_threads(self) -> int | None:
@@ -724,7 +930,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             return None
         return V.check_n_threads(n_jobs, "n_jobs")
 
-    def _fitted_loss(self) -> FocalLoss | None:
+    def _fitted_loss(self) -> Loss | None:
         """The loss the fitted model was trained with; None for a plain XGBoost model loaded from a file."""
         _check_fitted(self)
         try:
@@ -732,20 +938,20 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         except AttributeError:  # unpickled from gbfocal 0.1, which kept no loss: its parameters are the best guess
             return self.focal_loss()
 
-    def _trained_loss(self) -> FocalLoss:
+    def _trained_loss(self) -> Loss:
         """The loss the fitted model was trained with, for the posterior."""
         loss = self._fitted_loss()
         if loss is None:
             raise ValueError(
                 "this model was loaded from a plain XGBoost file and was not trained with a focal loss, so there "
-                "is no focal posterior to recover; use focal_proba='sigmoid'"
+                "is no focal posterior to recover; use focal_proba='softmax' (or 'sigmoid')"
             )
         return loss
 
     # ------------------------------------------------------------------ labels
     @property
     def classes_(self) -> np.ndarray:
-        """The two class labels seen in ``fit``, sorted; ``classes_[1]`` is the positive class."""
+        """The class labels seen in ``fit``, sorted; for two classes ``classes_[1]`` is the positive class."""
         classes = getattr(self, "_gbfocal_classes", None)
         if classes is None:  # inside XGBClassifier.fit, which expects 0..n_classes-1
             return np.arange(self.n_classes_)
@@ -781,12 +987,12 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         classes = np.unique(y)
         shown = classes[:5].tolist()
         if classes.shape[0] < 2:
-            raise ValueError(f"y has 1 class ({shown}); XGBFocalClassifier needs exactly two classes")
-        if kind != "binary" or classes.shape[0] != 2:
             raise ValueError(
-                f"Only binary classification is supported. XGBFocalClassifier needs exactly two classes in y, "
-                f"got {classes.shape[0]} ({kind} target, first {shown}); multiclass focal loss is not available yet"
+                f"y has 1 class ({shown}); XGBFocalClassifier needs at least two classes "
+                "(a classifier has nothing to learn from one)"
             )
+        if kind not in ("binary", "multiclass"):  # pragma: no cover - check_classification_targets refuses the rest
+            raise ValueError(f"y must hold class labels, got a {kind} target")
         return classes, self._encode(y, classes, "y")
 
     # ------------------------------------------------------------------ fit
@@ -803,11 +1009,14 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     ) -> XGBFocalClassifier:
         """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (shape ``(n,)``).
 
-        ``sample_weight`` (shape ``(n,)``) weighs rows; ``eval_set`` is a list
-        of ``(X_eval, y_eval)`` with labels among those of ``y``; other keyword
-        arguments (``verbose``, ``base_margin``, ``base_margin_eval_set``,
-        ``feature_weights``) go to :meth:`xgboost.XGBClassifier.fit`. If it
-        raises, the estimator keeps its previous fitted state.
+        Two classes train :class:`~gbfocal.FocalLoss`, more train
+        :class:`~gbfocal.MulticlassFocalLoss` (see the class docstring for
+        ``focal_alpha``). ``sample_weight`` (shape ``(n,)``) weighs rows;
+        ``eval_set`` is a list of ``(X_eval, y_eval)`` with labels among
+        those of ``y``; other keyword arguments (``verbose``,
+        ``base_margin``, ``base_margin_eval_set``, ``feature_weights``) go to
+        :meth:`xgboost.XGBClassifier.fit`. If it raises, the estimator keeps
+        its previous fitted state.
         """
         with _unchanged_on_error(self):
             return self._fit(X, y, sample_weight, eval_set, sample_weight_eval_set, xgb_model, kwargs)
@@ -822,20 +1031,25 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         xgb_model: Any,
         kwargs: dict[str, Any],
     ) -> XGBFocalClassifier:
-        loss = self.focal_loss()
         # Validated up front so a bad value names the parameter, not XGBoost's internals.
+        check_focal_params(self)
         _check_proba_mode(self.focal_proba)
-        _focal_params({"objective": self.objective, "scale_pos_weight": self.scale_pos_weight}, None)
-        classes, y01 = self._fit_classes(y)
+        classes, codes = self._fit_classes(y)
+        rows_w = None if sample_weight is None else V.as_weights(sample_weight, codes.shape[0])
+        loss = estimator_loss(self, classes, codes, rows_w)
+        k = 1 if classes.shape[0] == 2 else classes.shape[0]
+        # XGBClassifier's default "binary:logistic" stands for the link; it switches to multi:softprob for K > 2.
+        given = None if k != 1 and self.objective == "binary:logistic" else self.objective
+        _focal_params({"objective": given, "scale_pos_weight": self.scale_pos_weight}, None, k)
         if eval_set is not None:
             eval_set = [(X_eval, self._encode(y_eval, classes, "eval_set labels")) for X_eval, y_eval in eval_set]
         n_threads = self._n_threads()
-        rows = PreparedRows(y01, sample_weight)
+        rows = loss.prepared(codes, sample_weight, classes.shape[0])
         if rows.w.shape[0] and not rows.w.any():
             raise ValueError("sample_weight is zero for every row: there is nothing to fit")
         start = self.base_score
         if start is None and xgb_model is None:
-            start = float(expit(rows.init_score(loss)))
+            start = _start(rows.init_score(loss))
         eval_metric = _FitMetric(loss, n_threads) if self.eval_metric is None else self.eval_metric
         self._gbfocal_classes = None
         # XGBClassifier.fit takes its objective, metric and base_score from these attributes only;
@@ -848,7 +1062,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         ):
             super().fit(
                 X,
-                y01,
+                codes,
                 sample_weight=sample_weight,
                 eval_set=eval_set,
                 sample_weight_eval_set=sample_weight_eval_set,
@@ -862,49 +1076,65 @@ class XGBFocalClassifier(xgb.XGBClassifier):
 
     # ------------------------------------------------------------------ predict
     def _raw_margin(self, X: Any, **predict_kwargs: Any) -> np.ndarray:
-        """The booster's raw margins, shape ``(n,)``, float32."""
+        """The booster's raw margins, shape ``(n,)`` (two classes) or ``(n, K)``, float32."""
         return XGBModel.predict(self, X, output_margin=True, **predict_kwargs)
+
+    def _proba_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, K)``, float64, from the raw margins (see ``focal_proba``)."""
+        mode = _check_proba_mode(self.focal_proba)
+        if self.n_classes_ == 2:
+            p = self._positive_posterior(margin)
+            return np.column_stack([1.0 - p, p])
+        if mode != "posterior":
+            return _softmax(margin)
+        return self._trained_loss().posterior(np.asarray(margin))
 
     def decision_function(
         self, X: Any, *, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
     ) -> np.ndarray:
-        """Log-odds of ``predict_proba(X)[:, 1]``, shape ``(n,)``: > 0 exactly where ``predict`` gives ``classes_[1]``.
+        """Scores whose argmax (two classes: sign) is ``predict``: scikit-learn's convention.
 
-        With ``focal_proba="sigmoid"`` these are the booster's raw margins;
-        with ``"posterior"`` (default), :meth:`FocalLoss.posterior_margin` of
-        them. The raw margins themselves: ``predict(X, output_margin=True)``.
+        Two classes: log-odds of ``predict_proba(X)[:, 1]``, shape ``(n,)``
+        (> 0 exactly where ``predict`` gives ``classes_[1]``): the raw margin
+        with ``focal_proba="sigmoid"``/``"softmax"``, ``FocalLoss.posterior_margin``
+        of it with ``"posterior"``. K classes: shape ``(n, K)``, the raw
+        margins with ``"softmax"``/``"sigmoid"``, ``log predict_proba(X)``
+        (floored at the smallest normal float64) with ``"posterior"``. The raw
+        margins themselves: ``predict(X, output_margin=True)``.
         """
         mode = _check_proba_mode(self.focal_proba)
         margin = self._raw_margin(
             X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
         )
-        if mode == "sigmoid":
+        if mode != "posterior":
             return margin
-        return self._trained_loss().posterior_margin(np.ravel(margin))
+        if self.n_classes_ == 2:
+            return self._trained_loss().posterior_margin(np.ravel(margin))
+        proba = self._trained_loss().posterior(np.asarray(margin))
+        return np.log(np.maximum(proba, np.finfo(np.float64).tiny))
 
     def _positive_posterior(self, margin: np.ndarray) -> np.ndarray:
-        """P(y = classes_[1] | x) from the raw margins, shape ``(n,)``, float64.
+        """P(y = classes_[1] | x) from the raw margins of a binary model, shape ``(n,)``, float64.
 
         ``focal_proba="posterior"`` (default): :meth:`FocalLoss.posterior`, the
         class posterior that the focal-trained margin estimates (σ(margin)
         is pulled towards 1/2 by the focal loss and shifted by α);
-        ``"sigmoid"``: σ(margin), what the booster's own ``predict`` returns.
-        ``predict`` thresholds the same probability at 1/2. The loss is the
-        one the model was trained with, not the current ``focal_*`` parameters.
+        ``"sigmoid"``/``"softmax"``: σ(margin), what the booster's own
+        ``predict`` returns. The loss is the one the model was trained with,
+        not the current ``focal_*`` parameters.
         """
-        if _check_proba_mode(self.focal_proba) == "sigmoid":
+        if _check_proba_mode(self.focal_proba) != "posterior":
             return expit(np.asarray(np.ravel(margin), dtype=np.float64))
         return self._trained_loss().posterior(np.ravel(margin))
 
     def predict_proba(
         self, X: Any, validate_features: bool = True, base_margin: Any = None, iteration_range: Any = None
     ) -> np.ndarray:
-        """Class probabilities, shape ``(n, 2)``, float64, columns in the order of ``classes_``."""
+        """Class probabilities, shape ``(n, K)`` (K = 2 for binary), float64, columns in the order of ``classes_``."""
         margin = self._raw_margin(
             X, validate_features=validate_features, base_margin=base_margin, iteration_range=iteration_range
         )
-        p = self._positive_posterior(margin)
-        return np.column_stack([1.0 - p, p])
+        return self._proba_from_margin(margin)
 
     def predict(
         self,
@@ -936,16 +1166,15 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             super().save_model(fname)
             return
         classes = self.classes_
+        start = self.base_score
+        if start is not None and not isinstance(start, numbers.Real):
+            start = [float(v) for v in start]
         meta = {
             "classes": classes.tolist(),
             "classes_dtype": classes.dtype.str,
-            "focal": {
-                "focal_alpha": loss.alpha,
-                "focal_gamma": loss.gamma,
-                "focal_hessian": loss.hessian,
-                "focal_proba": _check_proba_mode(self.focal_proba),
-            },
-            "base_score": None if self.base_score is None else float(self.base_score),
+            "loss": loss.to_dict(),
+            "focal_proba": _check_proba_mode(self.focal_proba),
+            "base_score": start if start is None or isinstance(start, list) else float(start),
         }
         booster = self.get_booster()
         booster.set_attr(**{_MODEL_ATTR: json.dumps(meta)})
@@ -955,15 +1184,16 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             booster.set_attr(**{_MODEL_ATTR: None})
 
     def load_model(self, fname: Any) -> None:
-        """Load a model saved by :meth:`save_model`, :func:`train` or a binary ``XGBClassifier``.
+        """Load a model saved by :meth:`save_model`, :func:`train` or a plain ``XGBClassifier``.
 
-        The saved metadata is checked field by field (the focal parameters,
-        ``focal_proba``, ``base_score`` and ``classes_``: two distinct sorted
-        labels); anything else in it is refused. A booster saved from
-        :func:`train` gets ``classes_ = [0, 1]`` and its stored loss; a plain
-        ``XGBClassifier`` model gets ``classes_ = [0, 1]`` and
-        ``focal_proba="sigmoid"``. If loading fails, the estimator is left as
-        it was.
+        The saved metadata is checked field by field (the loss,
+        ``focal_proba``, ``base_score`` and ``classes_``: K distinct sorted
+        labels, K the model's classes); anything else in it is refused; files
+        of earlier gbfocal versions (binary) are read too. A booster saved
+        from :func:`train` gets ``classes_ = [0, ..., K-1]`` and its stored
+        loss; a plain ``XGBClassifier`` model gets ``classes_ = [0, ...,
+        K-1]`` and ``focal_proba="softmax"`` (its own probabilities). If
+        loading fails, the estimator is left as it was.
         """
         with _unchanged_on_error(self):
             # XGBModel.load_model loads into the fitted booster in place; a new one keeps the old intact.
@@ -972,43 +1202,51 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             booster = self.get_booster()
             meta_str = booster.attr(_MODEL_ATTR)
             booster.set_attr(**{_MODEL_ATTR: None})
-            if self.n_classes_ != 2:
-                raise ValueError(f"the model has {self.n_classes_} classes; XGBFocalClassifier is binary")
+            n_classes = self.n_classes_
             if meta_str is None:
-                self._load_booster_only(booster)
+                self._load_booster_only(booster, n_classes)
                 return
             where = f"the model file's {_MODEL_ATTR!r} attribute"
             try:
                 meta = json.loads(meta_str)
-                if not isinstance(meta, dict) or not set(meta) <= _META_KEYS or "focal" not in meta:
+                if not isinstance(meta, dict) or not (set(meta) == _META_KEYS or set(meta) == _OLD_META_KEYS):
                     shown = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
                     raise ValueError(f"expected an object with the keys {sorted(_META_KEYS)}, got {shown}")
                 classes = _classes_from_meta(meta)
-                loss, proba = _focal_from_meta(meta)
-                start = _base_score_from_meta(meta)
+                if len(classes) != n_classes:
+                    raise ValueError(f"it names {len(classes)} classes but the booster has {n_classes}")
+                loss, proba = _loss_from_meta(meta, n_classes)
+                start = _base_score_from_meta(meta, n_classes)
             except (TypeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"{where} is not valid gbfocal metadata: {err}") from None
             if booster.attr(LOSS_ATTR) is not None and booster_loss(booster) != loss:
                 raise ValueError(f"{where} and the booster's {LOSS_ATTR!r} name different losses")
             self._gbfocal_classes = classes
-            self._focal_loss = loss
-            _store_loss(booster, loss)
-            self.focal_alpha, self.focal_gamma, self.focal_hessian = loss.alpha, loss.gamma, loss.hessian
+            self._set_trained_loss(booster, loss)
             self.focal_proba = proba
             # XGBModel.load_model copied the fitted base_score into the hyper-parameter; a refit must
             # compute its own starting score again, as the saved estimator would have.
             self.base_score = start
 
-    def _load_booster_only(self, booster: xgb.Booster) -> None:
+    def _set_trained_loss(self, booster: xgb.Booster, loss: Loss) -> None:
+        """Keep ``loss`` for prediction and in the booster, and set the ``focal_*`` parameters that give it."""
+        self._focal_loss = loss
+        _store_loss(booster, loss)
+        record = loss.to_dict()
+        self.focal_alpha = record["alpha"]
+        self.focal_gamma, self.focal_hessian = loss.gamma, loss.hessian
+
+    def _load_booster_only(self, booster: xgb.Booster, n_classes: int) -> None:
         """State for a file without estimator metadata: from :func:`train`, or a plain XGBClassifier."""
-        self._gbfocal_classes = np.arange(2)
-        if booster.attr(LOSS_ATTR) is None:  # plain XGBClassifier: logloss margins, σ is its probability
+        self._gbfocal_classes = np.arange(n_classes)
+        if booster.attr(LOSS_ATTR) is None:  # plain XGBClassifier: logloss margins, σ/softmax is its probability
             self._focal_loss = None
-            self.focal_proba = "sigmoid"
+            self.focal_proba = "sigmoid" if n_classes == 2 else "softmax"
             return
         loss = booster_loss(booster)
-        self._focal_loss = loss
-        self.focal_alpha, self.focal_gamma, self.focal_hessian = loss.alpha, loss.gamma, loss.hessian
+        if (loss.n_outputs == 1) != (n_classes == 2) or loss.n_outputs not in (None, 1, n_classes):
+            raise ValueError(f"the booster's {LOSS_ATTR!r} holds {loss!r}, which does not fit its {n_classes} classes")
+        self._set_trained_loss(booster, loss)
         self.focal_proba = "posterior"
         self.base_score = None  # as above: a refit computes its own starting score
 
@@ -1016,11 +1254,10 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     def _more_tags(self) -> dict[str, bool]:
         tags = super()._more_tags()
         tags["multilabel"] = False
-        tags["binary_only"] = True
         return tags
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = False
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
         return tags
