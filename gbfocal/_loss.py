@@ -45,15 +45,18 @@ ONE_OFF_PYTHON_ROWS = 16384
 
 
 class PythonRowBudget:
-    """Ski rental between the Python formulas and a compiled kernel, one account per kernel.
+    """Ski rental between the Python formulas and a compiled kernel, one account per kernel and thread.
 
     Every call asks :meth:`take` whether its ``n`` rows run in Python: yes
-    while this owner's Python row evaluations for that kernel, the call's
-    included, stay within :data:`PYTHON_ROW_BUDGET`; the first call that
-    would pass it, and every later one, goes to the kernel. The answer
-    depends on the row counts and the number of calls alone, never on
-    whether a kernel is compiled or cached already, so a training computes
-    the same numbers in a fresh process and in a warm one.
+    while this owner's Python row evaluations for that kernel in the calling
+    thread, the call's included, stay within :data:`PYTHON_ROW_BUDGET`; the
+    first call that would pass it, and every later one, goes to the kernel.
+    The answer depends on the row counts and the number of calls alone,
+    never on whether a kernel is compiled or cached already, so a training
+    computes the same numbers in a fresh process and in a warm one; and
+    accounts are per thread, as the gradient buffers are, so several threads
+    training on one data set at once each switch at the round where a lone
+    training would.
 
     The bound: with the budget equal to the kernel's first-use cost ``C``
     (in Python rows), the Python rows spent never exceed ``C``, so a
@@ -62,24 +65,25 @@ class PythonRowBudget:
     costs where that is below ``C``: at most about twice the better of the
     two choices, whatever the number of rounds. (With a warm cache the
     kernel costs ~0.4 ``C``; the bound there is ~3.5x, in absolute terms
-    at most ``C`` of Python rows, under a second.)
+    at most ``C`` of Python rows, about a second.)
     """
 
-    __slots__ = ("_lock", "_spent")
+    __slots__ = ("_local",)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._spent: dict[str, int] = {}
+        self._local = threading.local()
 
     def take(self, kernel: str, n: int) -> bool:
-        """Whether ``n`` more rows for ``kernel`` run in Python (counted if so)."""
-        with self._lock:
-            spent = self._spent.get(kernel, 0)
-            if spent < 0 or spent + n > PYTHON_ROW_BUDGET:
-                self._spent[kernel] = -1  # compiled for good
-                return False
-            self._spent[kernel] = spent + n
-            return True
+        """Whether ``n`` more rows for ``kernel`` run in Python in this thread (counted if so)."""
+        spent = getattr(self._local, "spent", None)
+        if spent is None:  # this thread's first call
+            spent = self._local.spent = {}
+        done = spent.get(kernel, 0)
+        if done < 0 or done + n > PYTHON_ROW_BUDGET:
+            spent[kernel] = -1  # compiled for good
+            return False
+        spent[kernel] = done + n
+        return True
 
 
 class FocalLoss:

@@ -161,24 +161,31 @@ def test_one_off_calls_run_in_python_only_when_small_and_within_the_loss_budget(
     assert FocalLoss() == loss and hash(FocalLoss()) == hash(loss)  # the budget is not part of the value
 
 
-def test_budget_is_exact_under_concurrent_calls(monkeypatch):
-    monkeypatch.setattr(_loss, "PYTHON_ROW_BUDGET", 1000)
-    budget = _loss.PythonRowBudget()
-    answers = []
-    lock = threading.Lock()
+def test_each_thread_switches_where_a_lone_training_would(monkeypatch):
+    """Four threads sharing one PreparedRows (xgb.train in a thread pool) each run 3 rounds in Python, then compile."""
+    monkeypatch.setattr(_loss, "PYTHON_ROW_BUDGET", 3500)
+    launched = _spy_kernels(monkeypatch)
+    z = np.linspace(-5, 5, 1000).astype(np.float32)
+    loss, rows = FocalLoss(), PreparedRows(_labels(1000))
+    start = threading.Barrier(4)
+    results: dict = {}
 
-    def worker():
-        for _ in range(50):
-            ok = budget.take("k", 7)
-            with lock:
-                answers.append(ok)
+    def train(k):
+        start.wait()
+        results[k] = [rows.gradient_hessian(loss, z)[0].copy() for _ in range(5)]
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=train, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(answers) == 1000 // 7  # every row counted once, never more than the budget
+    assert launched == ["gradient_hessian_kernel_f32"] * 8  # rounds 4 and 5 of each thread
+    for k in range(1, 4):
+        for a, b in zip(results[0], results[k], strict=True):
+            np.testing.assert_array_equal(a, b)
+    budget = _loss.PythonRowBudget()
+    assert budget.take("k", 3000)
+    assert not budget.take("k", 501)
     assert not budget.take("k", 1)  # spent for good, even for a call that would fit
     assert budget.take("other", 7)
 
