@@ -23,7 +23,7 @@ XGBoost's OpenMP threads most of all. Nothing is asserted.
 
 ``--compile-cost`` measures what :data:`gbfocal._loss.PYTHON_ROW_BUDGET`
 stands for: in one fresh process per run, the Python row cost of
-``gradient_hessian_row`` and ``loss_row``, then ``import numba`` plus the
+``PreparedRows.gradient_hessian`` and ``.mean_loss`` (float32 margins), then ``import numba`` plus the
 first call of the float32 gradient kernel and of the loss-sum kernel,
 with an empty cache (compiled) and a filled one (loaded), each expressed in
 Python rows. ``--medium`` times a 50,000-row, 200-round fit in a warm
@@ -81,21 +81,22 @@ def _run(code: str, env: dict[str, str]) -> tuple[float, float]:
 
 
 _COMPILE_COST = """
-import itertools, time
+import time
 import numpy as np
-from gbfocal import _formulas as F
+from gbfocal import FocalLoss, PreparedRows
 rng = np.random.default_rng(0)
 n = 20_000
 y = (rng.random(n) < 0.3).astype(np.float64)
 z = rng.normal(0, 3, n).astype(np.float32)
-rep = itertools.repeat
+loss = FocalLoss(0.25, 2.0)
 def best(f):
     times = []
     for _ in range(3):
-        t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
+        rows = PreparedRows(y)  # fresh: within its Python row budget
+        t0 = time.perf_counter(); f(rows); times.append(time.perf_counter() - t0)
     return min(times) / n
-gh = best(lambda: list(map(F.gradient_hessian_row, y.tolist(), z.tolist(), rep(0.25), rep(2.0), rep(2), rep(1))))
-lo = best(lambda: list(map(F.loss_row, y.tolist(), z.tolist(), rep(0.25), rep(2.0), rep(2))))
+gh = best(lambda rows: rows.gradient_hessian(loss, z))
+lo = best(lambda rows: rows.mean_loss(loss, z))
 t0 = time.perf_counter()
 from gbfocal import _cpu as C
 f32, f64 = np.zeros(8, np.float32), np.zeros(8, np.float64)

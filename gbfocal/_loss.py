@@ -31,12 +31,12 @@ def _kernels():
 #: Row evaluations (rows x calls) that one owner runs through the Python
 #: formulas, per kernel, before it switches to that compiled kernel for good.
 #: Equal to the kernel's first-use cost in a fresh environment, measured in
-#: Python rows (``python benchmarks/bench_cold_start.py --compile-cost``):
-#: ``import numba`` plus compiling the float32 gradient kernel costs as much
-#: as 1.0-1.2M rows of Python ``gradient_hessian_row`` (1.4-2.1 s against
-#: 1.4-2.0 us a row, load ~5 on 2 cores); the loss-sum kernel as much as
-#: 1.3-2.3M rows of ``loss_row``; with a warm cache, import and load cost
-#: 0.3-0.45M gradient rows.
+#: Python rows (``python benchmarks/bench_cold_start.py --compile-cost``,
+#: load 1.7 on 2 cores): ``import numba`` plus compiling the float32
+#: gradient kernel took 1.06-1.10 s, as long as 1.15-1.20M rows of the
+#: Python ``PreparedRows.gradient_hessian`` (0.92 us a row); the loss-sum
+#: kernel 0.72 s, 1.4-1.5M rows of ``mean_loss`` (0.49 us a row). With a
+#: warm cache, import and load took 0.28 s, 0.3M gradient rows.
 PYTHON_ROW_BUDGET = 1_000_000
 
 #: One-off :class:`FocalLoss` calls on more rows than this run compiled
@@ -448,8 +448,11 @@ class FocalLoss:
         V.report_non_finite(_count_non_finite(z))
         rep = itertools.repeat
         params = (rep(self._alpha), rep(self._gamma), rep(self._gamma_int), rep(self._policy))
-        g, h = zip(*map(F.gradient_hessian_row, y.tolist(), z.tolist(), *params), strict=True)
-        g64, h64 = np.array(g, dtype=np.float64), np.array(h, dtype=np.float64)
+        # flattened as they come: no tuple outlives its row, so a long loop never wakes the cyclic GC
+        # (which, with an engine's objects in the heap, doubled the time per row; measured)
+        pairs = itertools.chain.from_iterable(map(F.gradient_hessian_row, y.tolist(), z.tolist(), *params))
+        gh = np.fromiter(pairs, np.float64, 2 * z.shape[0])
+        g64, h64 = gh[0::2], gh[1::2]
         if w.shape[0]:
             g64 *= w
             h64 *= w
