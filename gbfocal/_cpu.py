@@ -241,49 +241,24 @@ def log1p_unit(e, inv_2pe):
     return 2.0 * s * poly
 
 
-#: :data:`gbfocal._formulas.Z_SATURATED`, as a module global so float32_twin retypes it.
+#: :data:`gbfocal._formulas.Z_SATURATED`, as a module global of the kernels here.
 Z_SATURATED = F.Z_SATURATED
 
-
-@_inline
-def row_terms(y, z, alpha, gamma, gamma_int):
-    """Everything a kernel needs for one row: s, α_t, p_t, 1-p_t, -log p_t, (1-p_t)^γ."""
-    pos = y > 0.5
-    s = 1.0 if pos else -1.0
-    alpha_t = alpha if pos else 1.0 - alpha
-    t = s * z
-    e = exp_neg(abs(t))
-    # one division for both reciprocals: 1/(1+e) and 1/(2+e)
-    d = 1.0 / ((1.0 + e) * (2.0 + e))
-    inv_1pe = (2.0 + e) * d
-    inv_2pe = (1.0 + e) * d
-    p, q, nlp, nlq = logistic_parts(t, e, log1p_unit(e, inv_2pe), inv_1pe)
-    # both candidates, then a select: this form lets LLVM unswitch the loop on
-    # gamma_int (a conditional call does not, and costs 2x; measured)
-    q_int = integer_power(q, gamma_int)
-    q_exp = exp_neg(gamma * nlq)
-    qg = q_int if gamma_int >= 0 else q_exp
-    return s, alpha_t, p, q, nlp, qg
-
-
-@_inline
-def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
-    """(dFL/dz, d²FL/dz² under ``policy``) for one row.
-
-    Both are constant beyond |z| = :data:`Z_SATURATED` (σ has saturated in
-    either precision), so the margin is clamped there: that keeps the exact
-    Hessian's ``γ q ℓ`` finite for margins up to the float type's maximum.
-    """
-    z = min(max(z, -Z_SATURATED), Z_SATURATED)
-    s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
-    g = s * focal_grad_t(alpha_t, gamma, p, q, qg, nlp)
-    return g, focal_hess_t(alpha_t, gamma, p, q, qg, nlp, policy)
-
-
-@_inline
-def loss_row(y, z, alpha, gamma, gamma_int):
-    _s, alpha_t, _p, _q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
-    return focal_value(alpha_t, qg, nlp)
+#: The row functions of :mod:`gbfocal._formulas`, calling the compiled
+#: primitives above (and each other) where the Python ones call ``math``.
+row_terms = _inline(
+    _rebound(
+        F.row_terms,
+        exp_neg=exp_neg,
+        log1p_unit=log1p_unit,
+        logistic_parts=logistic_parts,
+        integer_power=integer_power,
+    )
+)
+gradient_hessian_row = _inline(
+    _rebound(F.gradient_hessian_row, row_terms=row_terms, focal_grad_t=focal_grad_t, focal_hess_t=focal_hess_t)
+)
+loss_row = _inline(_rebound(F.loss_row, row_terms=row_terms, focal_value=focal_value))
 
 
 _INF = math.inf

@@ -2,11 +2,15 @@
 
 This module is the single home of the math. Every function here is plain
 scalar arithmetic on floats: no NumPy, and in the per-round functions no
-``math`` and no branches the compiler cannot turn into selects. The CPU kernels (:mod:`gbfocal._cpu`) compile these
+branches the compiler cannot turn into selects. The CPU kernels (:mod:`gbfocal._cpu`) compile these
 functions with ``numba.njit`` and the CUDA kernels (:mod:`gbfocal._cuda_kernels`) with
-``numba.cuda.jit(device=True)``, so both targets run the same formulas. The
-transcendental pieces (``exp``, ``log1p``) are target-specific and are passed
-in already evaluated.
+``numba.cuda.jit(device=True)``, so both targets run the same formulas; and
+:mod:`gbfocal._loss` runs them as they are, in Python, where a compilation
+would cost more than it saves (small data sets, the first rounds). The two
+transcendental primitives of a row, :func:`exp_neg` and :func:`log1p_unit`,
+are module globals: here they call ``math``, and a compiled copy of the row
+functions (``_cpu._rebound``) finds the target's own primitives under the
+same names (vectorisable polynomials on the CPU).
 
 Notation (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
 arXiv:1708.02002)::
@@ -50,6 +54,16 @@ Z_SATURATED = 1e20
 #: Smallest Hessian a non-exact policy returns, before sample weights. XGBoost's
 #: own ``binary:logistic`` floors ``p (1 - p)`` at the same value.
 HESSIAN_FLOOR = 1e-16
+
+
+def exp_neg(a):
+    """``exp(-a)`` for ``a >= 0`` (Python: ``math.exp``; compiled: ``_cpu.exp_neg``, a polynomial)."""
+    return math.exp(-a)
+
+
+def log1p_unit(e, inv_2pe):
+    """``log1p(e)`` for ``e`` in [0, 1]; ``inv_2pe = 1 / (2 + e)`` feeds the compiled series (``_cpu.log1p_unit``)."""
+    return math.log1p(e)
 
 
 def logistic_parts(t, e, log1p_e, inv_1pe):
@@ -123,6 +137,49 @@ def focal_hess_t_scale(alpha_t, gamma, p, q, qg, nlp):
     bounded relative to this sum, which is what the tests measure against.
     """
     return alpha_t * p * qg * (gamma * gamma * p * nlp + (1.0 + 2.0 * gamma) * q + gamma * q * nlp)
+
+
+def row_terms(y, z, alpha, gamma, gamma_int):
+    """Everything a row needs: s, α_t, p_t, 1-p_t, -log p_t, (1-p_t)^γ, from one exponential.
+
+    ``gamma_int`` is γ when γ is an integer in 0..4 (q^γ by multiplication),
+    else -1 (q^γ = exp(-γ (-log q))).
+    """
+    pos = y > 0.5
+    s = 1.0 if pos else -1.0
+    alpha_t = alpha if pos else 1.0 - alpha
+    t = s * z
+    e = exp_neg(abs(t))
+    # one division for both reciprocals: 1/(1+e) and 1/(2+e)
+    d = 1.0 / ((1.0 + e) * (2.0 + e))
+    inv_1pe = (2.0 + e) * d
+    inv_2pe = (1.0 + e) * d
+    p, q, nlp, nlq = logistic_parts(t, e, log1p_unit(e, inv_2pe), inv_1pe)
+    # both candidates, then a select: this form lets LLVM unswitch the loop on
+    # gamma_int (a conditional call does not, and costs 2x; measured)
+    q_int = integer_power(q, gamma_int)
+    q_exp = exp_neg(gamma * nlq)
+    qg = q_int if gamma_int >= 0 else q_exp
+    return s, alpha_t, p, q, nlp, qg
+
+
+def gradient_hessian_row(y, z, alpha, gamma, gamma_int, policy):
+    """(dFL/dz, d²FL/dz² under ``policy``) for one row.
+
+    Both are constant beyond |z| = :data:`Z_SATURATED` (σ has saturated in
+    either precision), so the margin is clamped there: that keeps the exact
+    Hessian's ``γ q ℓ`` finite for margins up to the float type's maximum.
+    """
+    z = min(max(z, -Z_SATURATED), Z_SATURATED)
+    s, alpha_t, p, q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
+    g = s * focal_grad_t(alpha_t, gamma, p, q, qg, nlp)
+    return g, focal_hess_t(alpha_t, gamma, p, q, qg, nlp, policy)
+
+
+def loss_row(y, z, alpha, gamma, gamma_int):
+    """FL of one row (margin not clamped: an infinite margin gives its limit or NaN, flagged by the caller)."""
+    _s, alpha_t, _p, _q, nlp, qg = row_terms(y, z, alpha, gamma, gamma_int)
+    return focal_value(alpha_t, qg, nlp)
 
 
 def log_focal_pull(t, e, log1p_e, alpha_t, gamma):

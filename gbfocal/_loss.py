@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from typing import Any
@@ -25,6 +26,64 @@ def _kernels():
     from gbfocal import _cpu
 
     return _cpu
+
+
+#: Row evaluations (rows x calls) that one owner runs through the Python
+#: formulas, per kernel, before it switches to that compiled kernel for good.
+#: Equal to the kernel's first-use cost in a fresh environment, measured in
+#: Python rows (``python benchmarks/bench_cold_start.py --compile-cost``,
+#: load 1.7 on 2 cores): ``import numba`` plus compiling the float32
+#: gradient kernel took 1.06-1.10 s, as long as 1.15-1.20M rows of the
+#: Python ``PreparedRows.gradient_hessian`` (0.92 us a row); the loss-sum
+#: kernel 0.72 s, 1.4-1.5M rows of ``mean_loss`` (0.49 us a row). With a
+#: warm cache, import and load took 0.28 s, 0.3M gradient rows.
+PYTHON_ROW_BUDGET = 1_000_000
+
+#: One-off :class:`FocalLoss` calls on more rows than this run compiled
+#: whatever the budget (a single call never spends more than ~30 ms in Python).
+ONE_OFF_PYTHON_ROWS = 16384
+
+
+class PythonRowBudget:
+    """Ski rental between the Python formulas and a compiled kernel, one account per kernel and thread.
+
+    Every call asks :meth:`take` whether its ``n`` rows run in Python: yes
+    while this owner's Python row evaluations for that kernel in the calling
+    thread, the call's included, stay within :data:`PYTHON_ROW_BUDGET`; the
+    first call that would pass it, and every later one, goes to the kernel.
+    The answer depends on the row counts and the number of calls alone,
+    never on whether a kernel is compiled or cached already, so a training
+    computes the same numbers in a fresh process and in a warm one; and
+    accounts are per thread, as the gradient buffers are, so several threads
+    training on one data set at once each switch at the round where a lone
+    training would.
+
+    The bound: with the budget equal to the kernel's first-use cost ``C``
+    (in Python rows), the Python rows spent never exceed ``C``, so a
+    training costs at most ``2 C`` beyond its compiled row work where
+    compiling at once would have cost ``C``, and at most what all-Python
+    costs where that is below ``C``: at most about twice the better of the
+    two choices, whatever the number of rounds. (With a warm cache the
+    kernel costs ~0.4 ``C``; the bound there is ~3.5x, in absolute terms
+    at most ``C`` of Python rows, about a second.)
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, kernel: str, n: int) -> bool:
+        """Whether ``n`` more rows for ``kernel`` run in Python in this thread (counted if so)."""
+        spent = getattr(self._local, "spent", None)
+        if spent is None:  # this thread's first call
+            spent = self._local.spent = {}
+        done = spent.get(kernel, 0)
+        if done < 0 or done + n > PYTHON_ROW_BUDGET:
+            spent[kernel] = -1  # compiled for good
+            return False
+        spent[kernel] = done + n
+        return True
 
 
 class FocalLoss:
@@ -91,7 +150,7 @@ class FocalLoss:
     γ = 5).
     """
 
-    __slots__ = ("_alpha", "_gamma", "_gamma_int", "_hessian", "_policy")
+    __slots__ = ("_alpha", "_gamma", "_gamma_int", "_hessian", "_one_off", "_policy")
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, *, hessian: str = DEFAULT_HESSIAN) -> None:
         self._alpha = V.check_alpha(alpha)
@@ -100,6 +159,7 @@ class FocalLoss:
         self._policy = HESSIAN_POLICIES[hessian]
         g = self._gamma
         self._gamma_int = int(g) if g == int(g) and g <= 4 else -1  # multiply instead of exp(γ log q)
+        self._one_off = PythonRowBudget()  # the one-off calls' Python rows (not part of the loss's value)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -174,6 +234,10 @@ class FocalLoss:
         else:
             out = V.check_out(loss_out, z, "loss_out")
             V.check_disjoint(out, "loss_out", y_true=y, raw_prediction=z, sample_weight=w)
+        if self._in_python("loss_kernel", z.shape[0]):
+            values = self._python_losses(y, z)
+            out[...] = values * w if w.shape[0] else values
+            return out
         cpu = _kernels()
         bad = cpu.run_chunked(cpu.loss_kernel, z.shape[0], (y, z, w, *self._params(), out), n_threads)
         V.report_non_finite(sum(bad))
@@ -212,6 +276,8 @@ class FocalLoss:
             V.check_disjoint(hess, "hessian_out", **inputs)
         if w.shape[0]:
             self._check_weight_range(V.weight_max(w), z.dtype)
+        if self._in_python(_gradient_kernel_name(z.dtype), z.shape[0]):
+            return self._gradient_hessian_python(y, z, w, grad, hess)
         return self._gradient_hessian_checked(y, z, w, grad, hess, n_threads)
 
     def mean_loss(
@@ -228,7 +294,8 @@ class FocalLoss:
         """
         n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
-        return self._mean_loss_checked(y, z, _scaled(w)[0], n_threads)
+        in_python = self._in_python("loss_sum_kernel", z.shape[0])
+        return self._mean_loss_checked(y, z, _scaled(w)[0], n_threads, in_python)
 
     def init_score(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
         """The constant margin that minimises the (weighted) focal loss.
@@ -270,7 +337,7 @@ class FocalLoss:
 
     def _posterior(self, raw_prediction, as_logit: bool, n_threads):
         z = V.as_margins(raw_prediction)
-        V.report_non_finite(z.shape[0] - int(np.count_nonzero(np.isfinite(z))))
+        V.report_non_finite(_count_non_finite(z))
         lam = _posterior_logits(z, self._alpha, self._gamma, n_threads)
         if as_logit:
             return lam
@@ -359,6 +426,40 @@ class FocalLoss:
         w = V.as_weights(sample_weight, y.shape[0])
         return y, z, _or_empty(w)
 
+    def _in_python(self, kernel: str, n: int) -> bool:
+        """Whether a one-off call on ``n`` rows runs in Python: small, and this loss's budget not spent."""
+        return n <= ONE_OFF_PYTHON_ROWS and self._one_off.take(kernel, n)
+
+    def _python_losses(self, y, z) -> np.ndarray:
+        """Unweighted FL per row, float64, by :func:`gbfocal._formulas.loss_row` in Python; margins checked."""
+        V.report_non_finite(_count_non_finite(z))
+        rep = itertools.repeat
+        args = (y.tolist(), z.tolist(), rep(self._alpha), rep(self._gamma), rep(self._gamma_int))
+        return np.fromiter(map(F.loss_row, *args), np.float64, z.shape[0])
+
+    def _gradient_hessian_python(self, y, z, w, grad, hess):
+        """:meth:`_gradient_hessian_checked` by :func:`gbfocal._formulas.gradient_hessian_row` in Python.
+
+        Arithmetic in float64 (libm's ``exp``/``log1p``), stored in the
+        outputs' dtype: within a few float64 ulp of the float64 kernel and
+        within the float32 kernel's 1e-5 of it. Margins are checked before
+        anything is written.
+        """
+        V.report_non_finite(_count_non_finite(z))
+        rep = itertools.repeat
+        params = (rep(self._alpha), rep(self._gamma), rep(self._gamma_int), rep(self._policy))
+        # flattened as they come: no tuple outlives its row, so a long loop never wakes the cyclic GC
+        # (which, with an engine's objects in the heap, doubled the time per row; measured)
+        pairs = itertools.chain.from_iterable(map(F.gradient_hessian_row, y.tolist(), z.tolist(), *params))
+        gh = np.fromiter(pairs, np.float64, 2 * z.shape[0])
+        g64, h64 = gh[0::2], gh[1::2]
+        if w.shape[0]:
+            g64 *= w
+            h64 *= w
+        grad[...] = g64
+        hess[...] = h64
+        return grad, hess
+
     def _gradient_hessian_checked(self, y, z, w, grad, hess, n_threads):
         """Into ``grad``/``hess`` (z's dtype, or float32 for float64 z: stored rounded); margins are checked.
 
@@ -375,12 +476,24 @@ class FocalLoss:
         V.report_non_finite(sum(bad))
         return grad, hess
 
-    def _mean_loss_checked(self, y, z, w, n_threads) -> float:
-        """``Σ w FL / Σ w``; ``w`` already scaled (:func:`_scaled`) so that neither sum overflows."""
-        cpu = _kernels()
-        parts = cpu.run_chunked(cpu.loss_sum_kernel, z.shape[0], (y, z, w, *self._params()), n_threads)
-        V.report_non_finite(sum(p[2] for p in parts))
-        total, wsum = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    def _mean_loss_checked(self, y, z, w, n_threads, in_python: bool = False) -> float:
+        """``Σ w FL / Σ w``; ``w`` already scaled (:func:`_scaled`) so that neither sum overflows.
+
+        ``in_python``: by :func:`gbfocal._formulas.loss_row` in Python rather
+        than the loss-sum kernel (see :class:`PythonRowBudget`).
+        """
+        if in_python:
+            values = self._python_losses(y, z)
+            if w.shape[0]:
+                w64 = w.astype(np.float64, copy=False)
+                total, wsum = float(np.dot(w64, values)), float(np.sum(w64))
+            else:
+                total, wsum = float(np.sum(values)), float(z.shape[0])
+        else:
+            cpu = _kernels()
+            parts = cpu.run_chunked(cpu.loss_sum_kernel, z.shape[0], (y, z, w, *self._params()), n_threads)
+            V.report_non_finite(sum(p[2] for p in parts))
+            total, wsum = sum(p[0] for p in parts), sum(p[1] for p in parts)
         if wsum <= 0.0:
             raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
         return total / wsum
@@ -474,7 +587,7 @@ class PreparedRows:
     of its own; a thread's buffers are freed when it ends).
     """
 
-    __slots__ = ("_local", "_lock", "_w_mean", "_y32", "n_rows", "w", "w_max", "y")
+    __slots__ = ("_local", "_lock", "_python", "_w_mean", "_y32", "n_rows", "w", "w_max", "y")
 
     def __init__(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self.y = V.as_labels(y_true)
@@ -488,6 +601,7 @@ class PreparedRows:
         self._y32: np.ndarray | None = None  # float32 labels, made on first use of float32 margins
         self._lock = threading.Lock()
         self._local = ThreadBuffers()  # per thread: {(margin dtype, output dtype): (gradient, Hessian)}
+        self._python = PythonRowBudget()  # the first rounds run in Python, the rest compiled
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w}
@@ -523,9 +637,10 @@ class PreparedRows:
             raise ValueError(f"out_dtype must be None, float32 or the margins' dtype {z.dtype}, got {out}")
         if self.w.shape[0]:
             loss._check_weight_range(self.w_max, out)
-        y = self._labels(z.dtype)
         bufs = self._local.get((z.dtype, out), z.shape, out)
-        return loss._gradient_hessian_checked(y, z, self.w, bufs[0], bufs[1], n_threads)
+        if self._python.take(_gradient_kernel_name(z.dtype), self.n_rows):
+            return loss._gradient_hessian_python(self.y, z, self.w, bufs[0], bufs[1])
+        return loss._gradient_hessian_checked(self._labels(z.dtype), z, self.w, bufs[0], bufs[1], n_threads)
 
     def _labels(self, dtype: np.dtype) -> np.ndarray:
         """The labels in the kernel's dtype (float32 for float32 margins), converted once."""
@@ -542,7 +657,9 @@ class PreparedRows:
     def mean_loss(self, loss: FocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:
         """``loss.mean_loss`` without re-validating labels and weights."""
         n_threads = V.check_n_threads(n_threads)
-        return loss._mean_loss_checked(self.y, self.margins(raw_prediction), self._w_mean, n_threads)
+        z = self.margins(raw_prediction)
+        in_python = self._python.take("loss_sum_kernel", self.n_rows)
+        return loss._mean_loss_checked(self.y, z, self._w_mean, n_threads, in_python)
 
     def init_score(self, loss: FocalLoss) -> float:
         """``loss.init_score`` of these labels and weights."""
@@ -551,6 +668,15 @@ class PreparedRows:
 
 def _or_empty(w: np.ndarray | None) -> np.ndarray:
     return _EMPTY if w is None else w
+
+
+def _count_non_finite(z: np.ndarray) -> int:
+    return z.shape[0] - int(np.count_nonzero(np.isfinite(z)))
+
+
+def _gradient_kernel_name(dtype: np.dtype) -> str:
+    """The compiled kernel a gradient call on margins of ``dtype`` would use: its budget account."""
+    return "gradient_hessian_kernel32" if dtype == np.float32 else "gradient_hessian_kernel"
 
 
 #: Weights whose largest value lies in [2**-_SAFE_EXPONENT, 2**_SAFE_EXPONENT]

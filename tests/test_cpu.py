@@ -14,11 +14,20 @@ import pytest
 from _reference import hessian_term_scale
 from numba import njit, types
 
-from gbfocal import FocalLoss
+from gbfocal import FocalLoss, _loss
 from gbfocal import _cpu as C
 from gbfocal import _formulas as F
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compiled_rows():
+    """Every call here runs the kernels, small ones too (tests/test_cold_paths.py covers the Python rows)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(_loss, "PYTHON_ROW_BUDGET", 0)
+    yield
+    patch.undo()
 
 
 @njit

@@ -9,11 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gbfocal import HESSIAN_POLICIES, FocalLoss, PreparedRows
+from gbfocal import HESSIAN_POLICIES, FocalLoss, PreparedRows, _loss
 
 FLOATS = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
 ALPHAS = st.floats(min_value=0.01, max_value=0.99)
 GAMMAS = st.floats(min_value=0.0, max_value=6.0)
+
+
+@pytest.fixture(autouse=True, scope="module", params=["python", "compiled"])
+def row_path(request):
+    """Every test here runs on both row paths: the Python formulas (small calls, first rounds) and the kernels."""
+    patch = pytest.MonkeyPatch()
+    if request.param == "compiled":
+        patch.setattr(_loss, "PYTHON_ROW_BUDGET", 0)
+    yield request.param
+    patch.undo()
 
 
 def _logloss(y, z):
