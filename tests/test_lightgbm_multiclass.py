@@ -8,12 +8,13 @@ import pytest
 lgb = pytest.importorskip("lightgbm")
 sklearn = pytest.importorskip("sklearn")
 
-import gbfocal.lightgbm as gfl  # noqa: E402
-from gbfocal import FocalLoss, MulticlassFocalLoss  # noqa: E402
-from gbfocal.lightgbm import LGBMFocalClassifier  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
+
+import gbfocal.lightgbm as gfl  # noqa: E402
+from gbfocal import FocalLoss, MulticlassFocalLoss  # noqa: E402
+from gbfocal.lightgbm import LGBMFocalClassifier  # noqa: E402
 
 BASE = {"verbosity": -1, "num_threads": 1, "num_leaves": 7, "deterministic": True, "force_row_wise": True}
 SMALL = {"n_estimators": 10, "num_leaves": 7, "n_jobs": 1, "verbosity": -1, "deterministic": True}
