@@ -3,7 +3,7 @@
 Native API::
 
     import lightgbm as lgb
-    from gbfocal import FocalLoss
+    from gbfocal import FocalLoss, MulticlassFocalLoss
     import gbfocal.lightgbm as gfl
 
     loss = FocalLoss(alpha=0.25, gamma=2.0)
@@ -13,9 +13,16 @@ Native API::
     booster.save_model("focal.txt")
     proba = gfl.predict_posterior(None, lgb.Booster(model_file="focal.txt"), X)  # loss read from the file
 
+    # K classes (labels 0..K-1): K trees per round, margins and posterior (n, K)
+    loss = MulticlassFocalLoss(alpha=[1.0, 1.0, 4.0], gamma=2.0)   # num_class = 3 is set from the loss
+    booster = gfl.train(loss, params, dtrain, 200, valid_sets=[dvalid])
+    proba = gfl.predict_posterior(None, booster, X)    # P(y = k | x), rows summing to 1
+
 ``objective(loss)`` and ``metric(loss)`` also plug into ``lgb.train``
-directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``);
-boosting then starts from a margin of 0.
+directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``,
+plus ``params["num_class"] = K`` for K classes); boosting then starts from a
+margin of 0. LightGBM 4 hands a K-class objective its scores as ``(n, K)``
+and takes gradients back in that shape; so do these.
 
 Self-contained models
 ---------------------
@@ -26,7 +33,8 @@ trees. :func:`train` adds it to the scores its objective, focal metric and
 ``feval`` functions receive, so every round and every validation metric sees
 the right margins while the caller's Datasets stay untouched (several threads
 may train on one Dataset), then adds it to every leaf of the first tree with
-``Booster.set_leaf_output``. That is what LightGBM's own ``boost_from_average``
+``Booster.set_leaf_output`` (K classes: ``start[k]`` to the first tree of
+class k, tree ``k``). That is what LightGBM's own ``boost_from_average``
 does (``Tree::AddBias`` on the first tree), so ``booster.predict(X, raw_score=True)``,
 ``save_model``/``Booster(model_file=...)``, pickling, SHAP values
 (``pred_contrib``) and continued training (``init_model=booster``) all include
@@ -42,11 +50,12 @@ Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
 returns raw margins whatever ``raw_score`` says, also for plain LightGBM
-reading the saved file. σ(margin) (:func:`sigmoid`) is not P(y = 1 | x) under
-focal loss (pulled towards 1/2, shifted by α); :func:`predict_posterior` and
+reading the saved file. σ(margin) (:func:`sigmoid`), or the softmax of K
+margins, is not the class posterior under focal loss (pulled towards
+uniform, shifted by α); :func:`predict_posterior` and
 :class:`LGBMFocalClassifier` (by default) return the posterior recovered by
-:meth:`FocalLoss.posterior`, as the XGBoost adapter does. :func:`train` and
-the classifier record α, γ and the Hessian policy in the model text, so
+the loss's ``posterior``, as the XGBoost adapter does. :func:`train` and
+the classifier record the loss (``loss.to_dict()``) in the model text, so
 ``predict_posterior(None, lgb.Booster(model_file=path), X)`` needs no loss.
 """
 

@@ -115,6 +115,16 @@ def test_num_class_from_params_loss_or_labels():
     np.testing.assert_allclose(vector.predict(X[:3], raw_score=True), np.tile(start, (3, 1)), atol=1e-9)
 
 
+def test_continued_training_from_a_multiclass_booster():
+    X, y, _ = _data()
+    loss = MulticlassFocalLoss([1.0, 2.0, 1.0], 2.0)
+    first = gfl.train(loss, BASE, lgb.Dataset(X, y), 5)
+    more = gfl.train(loss, BASE, lgb.Dataset(X, y), 5, init_model=first)
+    at_once = gfl.train(loss, BASE, lgb.Dataset(X, y), 10)
+    assert more.num_trees() == 10 * K
+    np.testing.assert_allclose(more.predict(X, raw_score=True), at_once.predict(X, raw_score=True), atol=1e-9)
+
+
 def test_metric_reports_the_mean_focal_loss_and_stops_early():
     X, y, _ = _data(seed=0)
     Xv, yv, _ = _data(400, seed=1)
