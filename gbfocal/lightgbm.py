@@ -74,7 +74,7 @@ import numpy as np
 from lightgbm.basic import _ConfigAliases
 
 from gbfocal._estimator import check_focal_params, estimator_loss
-from gbfocal._loss import FocalLoss, check_loss, loss_from_dict
+from gbfocal._loss import FocalLoss, ThreadBuffers, check_loss, loss_from_dict
 from gbfocal._multiclass import MulticlassFocalLoss
 from gbfocal._validation import as_weights, check_n_threads
 
@@ -361,20 +361,26 @@ def _no_start(start: Start) -> bool:
 
 
 # ---------------------------------------------------------------------- objective and metric
-def _margins(loss: Loss, preds: np.ndarray, start: Start) -> tuple[np.ndarray, int | None]:
+def _margins(loss: Loss, preds: np.ndarray, start: Start, buffers: ThreadBuffers) -> tuple[np.ndarray, int | None]:
     """The margins the loss should see: ``preds`` plus :func:`train`'s start, and K (None for ``(n,)``).
 
     LightGBM hands a K-class objective ``(n, K)`` scores as a Fortran-ordered
-    view of its class-major buffer; the kernels read rows, so the start is
-    added in a C-ordered copy (the one copy either way). Never in place:
-    ``preds`` views LightGBM's score buffer.
+    view of its class-major buffer; the kernels read rows, so they (and the
+    start) go into a C-ordered copy, the one copy either way. Never in
+    place: ``preds`` views LightGBM's score buffer. The copy lands in a
+    buffer of the calling thread, reused every round (no fresh pages).
     """
     preds = np.asarray(preds)
     n_classes = preds.shape[1] if preds.ndim == 2 else None
     _check_width(loss, 1 if n_classes is None else n_classes, "LightGBM's score")
+    if _no_start(start) and (n_classes is None or preds.flags.c_contiguous):
+        return preds, n_classes
+    z = buffers.get(preds.shape, preds.shape, np.dtype(np.float64))[0]
     if _no_start(start):
-        return (preds if n_classes is None else np.ascontiguousarray(preds)), n_classes
-    return np.add(preds, start, order="C"), n_classes
+        np.copyto(z, preds)
+    else:
+        np.add(preds, start, out=z)
+    return z, n_classes
 
 
 class FocalObjective:
@@ -397,17 +403,18 @@ class FocalObjective:
     several threads. Picklable.
     """
 
-    __slots__ = ("_cache", "_start", "loss", "n_threads")
+    __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
 
     def __init__(self, loss: Loss, n_threads: int | None = None) -> None:
         self.loss = check_loss(loss)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
+        self._margin_buffers = ThreadBuffers()  # per calling thread: the C-ordered copy of the margins
         # gbfocal.lightgbm.train's start (float, or (K,)), added to preds (the Dataset holds no init_score)
         self._start: Start = 0.0
 
     def __call__(self, preds: np.ndarray, train_data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        z, n_classes = _margins(self.loss, preds, self._start)
+        z, n_classes = _margins(self.loss, preds, self._start, self._margin_buffers)
         rows = self._cache.get(self.loss, *_label_and_weight(train_data), n_classes)
         # float32 out: LightGBM would round the float64 values to float32 itself, in a copy per round.
         # Not binary with weights: that kernel applies them to the stored values, which would round twice.
@@ -437,20 +444,21 @@ class FocalMetric:
     better. Thread-safe and picklable, as :class:`FocalObjective`.
     """
 
-    __slots__ = ("_cache", "_start", "loss", "n_threads")
+    __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
     name = "focal"
 
     def __init__(self, loss: Loss, n_threads: int | None = None) -> None:
         self.loss = check_loss(loss)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
+        self._margin_buffers = ThreadBuffers()  # per calling thread: the C-ordered copy of the margins
         self._start: Start = 0.0
 
     def __call__(self, preds: np.ndarray, eval_data: lgb.Dataset) -> tuple[str, float, bool]:
         return self._evaluate(preds, *_label_and_weight(eval_data))
 
     def _evaluate(self, preds: np.ndarray, label: Any, weight: Any) -> tuple[str, float, bool]:
-        z, n_classes = _margins(self.loss, preds, self._start)
+        z, n_classes = _margins(self.loss, preds, self._start, self._margin_buffers)
         rows = self._cache.get(self.loss, label, weight, n_classes)
         return self.name, rows.mean_loss(self.loss, z, self.n_threads), False
 
