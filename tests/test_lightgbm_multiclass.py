@@ -1,6 +1,7 @@
 """gbfocal.lightgbm with MulticlassFocalLoss: native API, start in the first K trees, the estimator on K classes."""
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -172,6 +173,44 @@ def test_multiclass_bad_input_errors():
     booster = gfl.train(loss, BASE, lgb.Dataset(X, y), 2)
     with pytest.raises(ValueError, match=r"the booster has 3 margins per row .* is binary"):
         gfl.predict_posterior(FocalLoss(), booster, X)
+
+
+def test_one_objective_and_metric_shared_by_threads_train_as_serial():
+    # Booster.update(fobj=...) really shares the objective (lgb.train deep-copies it): each thread's margins
+    # copy and gradients must live in buffers of its own. Different learning rates: different values per round.
+    X, y, _ = _data(6000)
+    loss = MulticlassFocalLoss([1.0, 2.0, 0.5], 2.0)
+    obj, feval = gfl.objective(loss, n_threads=1), gfl.metric(loss, n_threads=1)
+    dtrain = lgb.Dataset(X, y, free_raw_data=False).construct()
+
+    def fit(i):
+        params = {**BASE, "num_class": K, "objective": "none", "learning_rate": 0.05 * (i + 1)}
+        booster, focal = lgb.Booster(params, dtrain), []
+        for _ in range(20):
+            booster.update(fobj=obj)
+            focal.append(booster.eval_train(feval=feval)[0][2])
+        return booster.predict(X, raw_score=True), focal
+
+    serial = [fit(i) for i in range(4)]
+    results, errors = [None] * 4, []
+    barrier = threading.Barrier(4)
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = fit(i)
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for (margin, focal), (serial_margin, serial_focal) in zip(results, serial, strict=True):
+        np.testing.assert_array_equal(margin, serial_margin)
+        assert focal == serial_focal
 
 
 # ---------------------------------------------------------------------- the estimator
