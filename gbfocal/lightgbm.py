@@ -3,7 +3,7 @@
 Native API::
 
     import lightgbm as lgb
-    from gbfocal import FocalLoss
+    from gbfocal import FocalLoss, MulticlassFocalLoss
     import gbfocal.lightgbm as gfl
 
     loss = FocalLoss(alpha=0.25, gamma=2.0)
@@ -13,9 +13,16 @@ Native API::
     booster.save_model("focal.txt")
     proba = gfl.predict_posterior(None, lgb.Booster(model_file="focal.txt"), X)  # loss read from the file
 
+    # K classes (labels 0..K-1): K trees per round, margins and posterior (n, K)
+    loss = MulticlassFocalLoss(alpha=[1.0, 1.0, 4.0], gamma=2.0)   # num_class = 3 is set from the loss
+    booster = gfl.train(loss, params, dtrain, 200, valid_sets=[dvalid])
+    proba = gfl.predict_posterior(None, booster, X)    # P(y = k | x), rows summing to 1
+
 ``objective(loss)`` and ``metric(loss)`` also plug into ``lgb.train``
-directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``);
-boosting then starts from a margin of 0.
+directly (``params["objective"] = gfl.objective(loss)``, ``feval=gfl.metric(loss)``,
+plus ``params["num_class"] = K`` for K classes); boosting then starts from a
+margin of 0. LightGBM 4 hands a K-class objective its scores as ``(n, K)``
+and takes gradients back in that shape; so do these.
 
 Self-contained models
 ---------------------
@@ -26,7 +33,8 @@ trees. :func:`train` adds it to the scores its objective, focal metric and
 ``feval`` functions receive, so every round and every validation metric sees
 the right margins while the caller's Datasets stay untouched (several threads
 may train on one Dataset), then adds it to every leaf of the first tree with
-``Booster.set_leaf_output``. That is what LightGBM's own ``boost_from_average``
+``Booster.set_leaf_output`` (K classes: ``start[k]`` to the first tree of
+class k, tree ``k``). That is what LightGBM's own ``boost_from_average``
 does (``Tree::AddBias`` on the first tree), so ``booster.predict(X, raw_score=True)``,
 ``save_model``/``Booster(model_file=...)``, pickling, SHAP values
 (``pred_contrib``) and continued training (``init_model=booster``) all include
@@ -42,17 +50,19 @@ Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
 returns raw margins whatever ``raw_score`` says, also for plain LightGBM
-reading the saved file. σ(margin) (:func:`sigmoid`) is not P(y = 1 | x) under
-focal loss (pulled towards 1/2, shifted by α); :func:`predict_posterior` and
+reading the saved file. σ(margin) (:func:`sigmoid`), or the softmax of K
+margins, is not the class posterior under focal loss (pulled towards
+uniform, shifted by α); :func:`predict_posterior` and
 :class:`LGBMFocalClassifier` (by default) return the posterior recovered by
-:meth:`FocalLoss.posterior`, as the XGBoost adapter does. :func:`train` and
-the classifier record α, γ and the Hessian policy in the model text, so
+the loss's ``posterior``, as the XGBoost adapter does. :func:`train` and
+the classifier record the loss (``loss.to_dict()``) in the model text, so
 ``predict_posterior(None, lgb.Booster(model_file=path), X)`` needs no loss.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import numbers
 import threading
 import weakref
@@ -63,8 +73,15 @@ import lightgbm as lgb
 import numpy as np
 from lightgbm.basic import _ConfigAliases
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, PreparedRows, check_loss, focal_loss_of
+from gbfocal._estimator import check_focal_params, estimator_loss
+from gbfocal._loss import FocalLoss, ThreadBuffers, check_loss, loss_from_dict
+from gbfocal._multiclass import MulticlassFocalLoss
 from gbfocal._validation import as_weights, check_n_threads
+
+#: The losses this adapter takes (it asks them for ``n_outputs``, never for their class).
+Loss = FocalLoss | MulticlassFocalLoss
+#: A start: one margin (binary, or the same for every class) or one per class, shape (K,).
+Start = float | np.ndarray
 
 __all__ = [
     "PROBA_MODES",
@@ -92,11 +109,22 @@ _PROBABILITY_METRICS = frozenset(
         "xentlambda",
         "kullback_leibler",
         "kldiv",
+        # multiclass: multi_logloss reads the raw scores as probabilities; multi_error ranks the raw margins,
+        # which under focal loss with per-class alpha need not rank as the posterior that predict uses
+        "multi_logloss",
+        "multiclass",
+        "softmax",
+        "multiclassova",
+        "multiclass_ova",
+        "ova",
+        "ovr",
+        "multi_error",
     }
 )
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
-#: What ``LGBMFocalClassifier(focal_proba=...)`` returns as probabilities.
-PROBA_MODES = ("posterior", "sigmoid")
+#: What ``LGBMFocalClassifier(focal_proba=...)`` returns as probabilities: the recovered posterior, or the
+#: engine's usual link of the margins (``"sigmoid"`` binary only; ``"softmax"`` any K, for K = 2 the sigmoid).
+PROBA_MODES = ("posterior", "sigmoid", "softmax")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -229,18 +257,25 @@ def _refuse_ignored_class_weights(params: dict, where: str = "params") -> None:
         )
 
 
-def _check_start(init_score: object) -> float | str:
+def _check_start(init_score: object) -> Start | str:
+    """``"focal"``, a finite number, or (K classes) a 1-D sequence of finite numbers, one per class."""
+    what = "init_score must be 'focal', a finite number or (K classes) a sequence of K finite numbers"
     if isinstance(init_score, str):
         if init_score != "focal":
-            raise ValueError(f"init_score must be 'focal' or a finite number, got {init_score!r}")
+            raise ValueError(f"{what}, got {init_score!r}")
         return init_score
+    if isinstance(init_score, (Sequence, np.ndarray)):
+        values = np.asarray(init_score)
+        if values.ndim != 1 or values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+            raise ValueError(f"{what}, got {init_score!r}")
+        return values.astype(np.float64)
     if isinstance(init_score, bool) or not isinstance(init_score, numbers.Real) or not np.isfinite(init_score):
-        raise TypeError(f"init_score must be 'focal' or a finite number, got {init_score!r}")
+        raise TypeError(f"{what}, got {init_score!r}")
     return float(init_score)
 
 
 class _RowsCache:
-    """One :class:`PreparedRows` per label array, dropped when that array is.
+    """One prepared-rows object (``loss.prepared(label, weight)``) per label array, dropped when that array is.
 
     LightGBM hands a callback the same label (and weight) array object every
     round, so object identity is the key: labels and weights are validated and
@@ -254,21 +289,25 @@ class _RowsCache:
     __slots__ = ("_entries", "_lock")
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref, Any, PreparedRows]] = {}
+        self._entries: dict[int, tuple[weakref.ref, Any, int | None, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, label: Any, weight: Any) -> PreparedRows:
+    def get(self, loss: Loss, label: Any, weight: Any, n_classes: int | None) -> Any:
+        """``loss.prepared(label, weight, n_classes)``, made on the first call for this label array.
+
+        ``n_classes``: the K of ``(n, K)`` margins, None for one margin per row.
+        """
         key = id(label)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry[0]() is label and entry[1] is weight:
-                return entry[2]
-            rows = PreparedRows(label, weight)
+            if entry is not None and entry[0]() is label and entry[1] is weight and entry[2] == n_classes:
+                return entry[3]
+            rows = loss.prepared(label, weight, n_classes)
             try:
                 ref = weakref.ref(label, _Forget(self._entries, key))
             except TypeError:  # a list or similar: nothing to key on, so prepare every call
                 return rows
-            self._entries[key] = (ref, weight, rows)
+            self._entries[key] = (ref, weight, n_classes, rows)
             return rows
 
 
@@ -300,50 +339,86 @@ def _label_and_weight(ds: lgb.Dataset) -> tuple[Any, Any]:
     return ds.label, ds.weight  # as given; LightGBM has not read them yet
 
 
-def _binary_margins(preds: np.ndarray) -> np.ndarray:
-    if getattr(preds, "ndim", 1) != 1:
+def _check_width(loss: Loss, n_margins: int, where: str) -> None:
+    """Refuse ``n_margins`` margins per row (LightGBM's ``num_class``, 1 for binary) that ``loss`` cannot take."""
+    width = loss.n_outputs  # 1 (binary), K, or None (a K-class loss that takes K from the data)
+    if width == 1 and n_margins != 1:
         raise ValueError(
-            f"gbfocal's focal loss is binary, but LightGBM passed predictions of shape {np.shape(preds)} "
-            "(num_class > 1); remove num_class / the multiclass objective"
+            f"{where} has {n_margins} margins per row (num_class = {n_margins}), but {loss!r} is binary, one margin "
+            "per row: remove num_class, or use gbfocal.MulticlassFocalLoss"
         )
-    return preds
+    if width != 1 and n_margins == 1:
+        raise ValueError(
+            f"{where} has one margin per row (num_class = 1), but {loss!r} is a K-class loss: set "
+            "params['num_class'] = K (gbfocal.lightgbm.train sets it from the loss or the labels)"
+        )
+    if width not in (None, 1) and n_margins != width:
+        raise ValueError(f"{where} has {n_margins} margins per row (num_class), but {loss!r} has {width} class weights")
+
+
+def _no_start(start: Start) -> bool:
+    return np.ndim(start) == 0 and start == 0.0
 
 
 # ---------------------------------------------------------------------- objective and metric
-def _plus_start(z: np.ndarray, start: float) -> np.ndarray:
-    # A new array, never in place: LightGBM's score buffer is what ``preds`` views.
-    return z if start == 0.0 else z + start
+def _margins(loss: Loss, preds: np.ndarray, start: Start, buffers: ThreadBuffers) -> tuple[np.ndarray, int | None]:
+    """The margins the loss should see: ``preds`` plus :func:`train`'s start, and K (None for ``(n,)``).
+
+    LightGBM hands a K-class objective ``(n, K)`` scores as a Fortran-ordered
+    view of its class-major buffer; the kernels read rows, so they (and the
+    start) go into a C-ordered copy, the one copy either way. Never in
+    place: ``preds`` views LightGBM's score buffer. The copy lands in a
+    buffer of the calling thread, reused every round (no fresh pages).
+    """
+    preds = np.asarray(preds)
+    n_classes = preds.shape[1] if preds.ndim == 2 else None
+    _check_width(loss, 1 if n_classes is None else n_classes, "LightGBM's score")
+    if _no_start(start) and (n_classes is None or preds.flags.c_contiguous):
+        return preds, n_classes
+    z = buffers.get(preds.shape, preds.shape, np.dtype(np.float64))[0]
+    if _no_start(start):
+        np.copyto(z, preds)
+    else:
+        np.add(preds, start, out=z)
+    return z, n_classes
 
 
 class FocalObjective:
-    """LightGBM custom objective ``(preds, train_data) -> (grad, hess)`` for a :class:`FocalLoss`.
+    """LightGBM custom objective ``(preds, train_data) -> (grad, hess)`` for a gbfocal loss.
 
-    ``preds``: raw margins of shape ``(n,)`` (float64, the training scores
-    including any ``init_score``); labels (0/1) and weights come from
-    ``train_data``. Returns the gradient and Hessian (under the loss's Hessian
-    policy) with respect to the margin, each of shape ``(n,)``, in buffers
-    reused across rounds (LightGBM copies them at once). Computed in float64;
-    without sample weights they are returned rounded to float32, which
-    LightGBM would otherwise do itself in a copy every round (its trees use
-    float32 gradients). ``n_threads``: the kernel's threads, a positive int or
-    None (every core). One instance may serve several ``lgb.train`` calls,
-    also at once from several threads. Picklable.
+    ``loss``: a :class:`FocalLoss` (``num_class`` 1) or a
+    :class:`MulticlassFocalLoss` (``params["num_class"] = K``). ``preds``: raw
+    float64 margins (the training scores including any ``init_score``), of
+    shape ``(n,)``, or ``(n, K)`` for K classes as LightGBM 4 passes them;
+    labels (0/1, or class indices 0..K-1) and weights come from
+    ``train_data``. Returns the gradient and Hessian (under the loss's
+    Hessian policy; for K classes its diagonal) with respect to each margin,
+    in ``preds``' shape, in buffers reused across rounds (LightGBM copies
+    them at once). Computed in float64; they are returned rounded to
+    float32, which LightGBM would otherwise do itself in a copy every round
+    (its trees use float32 gradients), except binary with sample weights,
+    where the binary kernel weighs the stored values (rounding twice).
+    ``n_threads``: the kernel's threads, a positive int or None (every core).
+    One instance may serve several ``lgb.train`` calls, also at once from
+    several threads. Picklable.
     """
 
-    __slots__ = ("_cache", "_start", "loss", "n_threads")
+    __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
 
-    def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss, binary_only=True)
+    def __init__(self, loss: Loss, n_threads: int | None = None) -> None:
+        self.loss = check_loss(loss)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
-        self._start = 0.0  # gbfocal.lightgbm.train's start, added to preds (the Dataset holds no init_score)
+        self._margin_buffers = ThreadBuffers()  # per calling thread: the C-ordered copy of the margins
+        # gbfocal.lightgbm.train's start (float, or (K,)), added to preds (the Dataset holds no init_score)
+        self._start: Start = 0.0
 
     def __call__(self, preds: np.ndarray, train_data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        z = _plus_start(_binary_margins(preds), self._start)
-        rows = self._cache.get(*_label_and_weight(train_data))
+        z, n_classes = _margins(self.loss, preds, self._start, self._margin_buffers)
+        rows = self._cache.get(self.loss, *_label_and_weight(train_data), n_classes)
         # float32 out: LightGBM would round the float64 values to float32 itself, in a copy per round.
-        # Not with weights: the kernel applies them to the stored values, which would round twice.
-        out_dtype = np.float32 if rows.w.shape[0] == 0 else None
+        # Not binary with weights: that kernel applies them to the stored values, which would round twice.
+        out_dtype = np.float32 if (n_classes is not None or rows.w.shape[0] == 0) else None
         return rows.gradient_hessian(self.loss, z, self.n_threads, out_dtype=out_dtype)
 
     def __repr__(self) -> str:
@@ -360,28 +435,32 @@ class FocalObjective:
 class FocalMetric:
     """LightGBM evaluation function ``(preds, eval_data) -> ("focal", value, False)``.
 
-    ``preds``: raw margins of shape ``(n,)``, as LightGBM passes them with a
-    custom objective (with a built-in objective such as ``"binary"`` it
-    passes probabilities, which this metric would misread). ``value`` is the
+    ``preds``: raw margins of shape ``(n,)``, or ``(n, K)`` for a
+    :class:`MulticlassFocalLoss`, as LightGBM passes them with a custom
+    objective (with a built-in objective such as ``"binary"`` or
+    ``"multiclass"`` it passes probabilities, which this metric would
+    misread). ``value`` is the
     weighted mean focal loss ``Σ w FL / Σ w`` over the data set; lower is
     better. Thread-safe and picklable, as :class:`FocalObjective`.
     """
 
-    __slots__ = ("_cache", "_start", "loss", "n_threads")
+    __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
     name = "focal"
 
-    def __init__(self, loss: FocalLoss, n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss, binary_only=True)
+    def __init__(self, loss: Loss, n_threads: int | None = None) -> None:
+        self.loss = check_loss(loss)
         self.n_threads = check_n_threads(n_threads)
         self._cache = _RowsCache()
-        self._start = 0.0
+        self._margin_buffers = ThreadBuffers()  # per calling thread: the C-ordered copy of the margins
+        self._start: Start = 0.0
 
     def __call__(self, preds: np.ndarray, eval_data: lgb.Dataset) -> tuple[str, float, bool]:
         return self._evaluate(preds, *_label_and_weight(eval_data))
 
     def _evaluate(self, preds: np.ndarray, label: Any, weight: Any) -> tuple[str, float, bool]:
-        z = _plus_start(_binary_margins(preds), self._start)
-        return self.name, self._cache.get(label, weight).mean_loss(self.loss, z, self.n_threads), False
+        z, n_classes = _margins(self.loss, preds, self._start, self._margin_buffers)
+        rows = self._cache.get(self.loss, label, weight, n_classes)
+        return self.name, rows.mean_loss(self.loss, z, self.n_threads), False
 
     def __repr__(self) -> str:
         return f"gbfocal.lightgbm.metric({self.loss!r}, n_threads={self.n_threads!r})"
@@ -399,7 +478,7 @@ class _PlusStart:
 
     __slots__ = ("feval", "start")
 
-    def __init__(self, feval: Callable, start: float) -> None:
+    def __init__(self, feval: Callable, start: Start) -> None:
         self.feval, self.start = feval, start
 
     def __call__(self, preds: np.ndarray, eval_data: lgb.Dataset) -> Any:
@@ -415,11 +494,13 @@ class _SklearnFocalMetric(FocalMetric):
         return self._evaluate(y_pred, y_true, weight)
 
 
-def objective(loss: FocalLoss, *, n_threads: int | None = None) -> FocalObjective:
+def objective(loss: Loss, *, n_threads: int | None = None) -> FocalObjective:
     """The focal loss as a LightGBM objective: ``params["objective"] = objective(loss)``.
 
     The returned callable takes ``(preds, train_data)``, ``preds`` being raw
-    margins of shape ``(n,)``, and returns ``(grad, hess)`` of shape ``(n,)``.
+    margins of shape ``(n,)`` (``(n, K)`` for a :class:`MulticlassFocalLoss`,
+    with ``params["num_class"] = K``), and returns ``(grad, hess)`` of the
+    same shape.
     ``n_threads``: threads for the gradient kernel, a positive int or None
     (every core this process may use). With plain ``lgb.train`` boosting starts from 0;
     :func:`train` starts from the focal-optimal constant instead.
@@ -427,10 +508,10 @@ def objective(loss: FocalLoss, *, n_threads: int | None = None) -> FocalObjectiv
     return FocalObjective(loss, n_threads)
 
 
-def metric(loss: FocalLoss, *, n_threads: int | None = None) -> FocalMetric:
+def metric(loss: Loss, *, n_threads: int | None = None) -> FocalMetric:
     """The focal loss as a LightGBM ``feval``: ``(preds, eval_data) -> ("focal", mean, False)``.
 
-    ``preds`` must be raw margins of shape ``(n,)``, which is what LightGBM
+    ``preds`` must be raw margins of shape ``(n,)`` (``(n, K)`` for K classes), which is what LightGBM
     passes when the objective is custom (:func:`objective`). The value is the
     weighted mean focal loss of the data set.
     """
@@ -451,15 +532,16 @@ def sigmoid(raw_margin: np.ndarray) -> np.ndarray:
 #: The line :func:`train` adds to a model's ``parameters:`` section. LightGBM writes that section from its
 #: config when saving a trained booster, and keeps it verbatim (unknown lines included) when it loads a
 #: model, so the line survives ``save_model``/``Booster(model_file=...)``, ``model_to_string``, pickling
-#: and copies, while LightGBM itself ignores it (checked with lightgbm 4.7).
+#: and copies, while LightGBM itself ignores it (checked with lightgbm 4.7). It holds ``loss.to_dict()`` as
+#: one line of JSON; the ``alpha=... gamma=... hessian=...`` form of earlier binary records is still read.
 _LOSS_RECORD = "[gbfocal_loss: "
 
 
-def _loss_record(loss: FocalLoss) -> str:
-    return f"{_LOSS_RECORD}alpha={loss.alpha!r} gamma={loss.gamma!r} hessian={loss.hessian}]"
+def _loss_record(loss: Loss) -> str:
+    return f"{_LOSS_RECORD}{json.dumps(loss.to_dict(), separators=(',', ':'))}]"
 
 
-def _record_loss(booster: lgb.Booster, loss: FocalLoss, keep_training_booster: bool = False) -> None:
+def _record_loss(booster: lgb.Booster, loss: Loss, keep_training_booster: bool = False) -> None:
     """Write ``loss`` into ``booster``'s model text, so :func:`predict_posterior` can read it back.
 
     The booster is reloaded from its own text with the line added, which is
@@ -480,36 +562,41 @@ def _record_loss(booster: lgb.Booster, loss: FocalLoss, keep_training_booster: b
     booster.model_from_string(f"{head}{sep}{record}\n{tail}")
 
 
-def _recorded_loss(booster: lgb.Booster) -> FocalLoss | None:
-    """The :class:`FocalLoss` recorded by :func:`train` / :class:`LGBMFocalClassifier`, or None."""
+def _recorded_loss(booster: lgb.Booster) -> Loss | None:
+    """The loss recorded by :func:`train` / :class:`LGBMFocalClassifier`, or None."""
     # One iteration is enough: the parameters section comes whole, and the text stays small.
     params = booster.model_to_string(num_iteration=1).partition("\nparameters:\n")[2]
     lines = [line for line in params.partition("\nend of parameters")[0].splitlines() if line.startswith(_LOSS_RECORD)]
     record = lines[-1] if lines else getattr(booster, "_gbfocal_loss", None)
     if record is None:
         return None
+    body = record[len(_LOSS_RECORD) : -1]
+    where = f"the booster's focal loss record {record!r}"
     try:
-        fields = dict(item.split("=", 1) for item in record[len(_LOSS_RECORD) : -1].split())
+        if body.startswith("{"):
+            return loss_from_dict(json.loads(body), where)
+        fields = dict(item.split("=", 1) for item in body.split())  # the binary record of earlier versions
         return FocalLoss(float(fields["alpha"]), float(fields["gamma"]), hessian=fields["hessian"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"the booster's focal loss record {record!r} is malformed; pass the FocalLoss explicitly"
-        ) from exc
+        raise ValueError(f"{where} is malformed; pass the loss explicitly") from exc
 
 
-def predict_posterior(loss: FocalLoss | None, booster: lgb.Booster, data: Any, **predict_kwargs: Any) -> np.ndarray:
-    """P(y = 1 | x) of a booster trained with ``loss``: :meth:`FocalLoss.posterior` of its raw margins.
+def predict_posterior(loss: Loss | None, booster: lgb.Booster, data: Any, **predict_kwargs: Any) -> np.ndarray:
+    """The class posterior of a booster trained with ``loss``: ``loss.posterior`` of its raw margins.
 
-    ``loss``: the :class:`FocalLoss` the booster was trained with, or None to
-    read it from the booster: :func:`train` and :class:`LGBMFocalClassifier`
-    record it in the model text, where ``save_model``, ``lgb.Booster(model_file=...)``,
+    ``loss``: the :class:`FocalLoss` or :class:`MulticlassFocalLoss` the
+    booster was trained with, or None to read it from the booster:
+    :func:`train` and :class:`LGBMFocalClassifier` record it in the model
+    text, where ``save_model``, ``lgb.Booster(model_file=...)``,
     ``model_to_string`` and pickling keep it (a booster trained by plain
     ``lgb.train`` has none: pass the loss). ``data``: what
-    ``Booster.predict`` accepts, ``(n, n_features)``. Returns float64 of
-    shape ``(n,)``. ``predict_kwargs`` go to ``Booster.predict``: by default
-    the best iteration of early stopping when the booster has one
-    (``booster.best_iteration > 0``), all iterations otherwise; an explicit
-    ``num_iteration`` or ``start_iteration`` wins, as in LightGBM.
+    ``Booster.predict`` accepts, ``(n, n_features)``. Returns float64
+    P(y = 1 | x) of shape ``(n,)`` for a binary loss, P(y = k | x) of shape
+    ``(n, K)`` (rows summing to 1) for K classes. ``predict_kwargs`` go to
+    ``Booster.predict``: by default the best iteration of early stopping
+    when the booster has one (``booster.best_iteration > 0``), all
+    iterations otherwise; an explicit ``num_iteration`` or
+    ``start_iteration`` wins, as in LightGBM.
 
     Plain LightGBM cannot do this: a model trained with a custom objective
     has no link saved in it, so ``lgb.Booster(model_file=...).predict(X)``
@@ -521,19 +608,53 @@ def predict_posterior(loss: FocalLoss | None, booster: lgb.Booster, data: Any, *
             raise ValueError(
                 "loss=None reads the focal loss from the booster, but this booster records none (it was not "
                 "trained by gbfocal.lightgbm.train or LGBMFocalClassifier, or was saved from a booster kept "
-                "with keep_training_booster=True); pass the FocalLoss it was trained with"
+                "with keep_training_booster=True); pass the FocalLoss or MulticlassFocalLoss it was trained with"
             )
-    loss = check_loss(loss, binary_only=True)
-    return loss.posterior(np.ravel(booster.predict(data, raw_score=True, **predict_kwargs)))
+    loss = check_loss(loss)
+    n_margins = booster.num_model_per_iteration()
+    _check_width(loss, n_margins, "the booster")
+    margins = booster.predict(data, raw_score=True, **predict_kwargs)
+    return loss.posterior(np.ravel(margins) if n_margins == 1 else margins)
 
 
-def _positive_logit(loss: FocalLoss, mode: object, margin: np.ndarray) -> np.ndarray:
-    """logit P(y = 1 | x) under ``focal_proba`` = ``mode``: a logit, so both classes keep full precision."""
-    if mode == "posterior":
-        return loss.posterior_margin(np.ravel(margin))
-    if mode == "sigmoid":
-        return np.asarray(np.ravel(margin), dtype=np.float64)
-    raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}")
+def _check_proba_mode(mode: object, n_classes: int | None) -> None:
+    """Refuse an unknown ``focal_proba``, or ``"sigmoid"`` for K > 2 classes (``n_classes``: None if not known yet)."""
+    if mode not in PROBA_MODES:
+        raise ValueError(f"focal_proba must be one of {list(PROBA_MODES)}, got {mode!r}")
+    if mode == "sigmoid" and n_classes is not None and n_classes > 2:
+        raise ValueError(
+            f"focal_proba='sigmoid' is for two classes; these data have {n_classes}: use 'softmax' for the "
+            "softmax of the margins, or 'posterior' (default)"
+        )
+
+
+def _scores(loss: Loss, mode: object, margin: np.ndarray) -> np.ndarray:
+    """The classifier's decision scores under ``focal_proba`` = ``mode``: logit (n,) or log-probabilities (n, K).
+
+    Binary: the logit of P(y = 1 | x), so both classes keep full precision.
+    K classes: scores whose softmax is the probability (the margins
+    themselves for ``"softmax"``, ``log η`` for ``"posterior"``).
+    """
+    margin = np.asarray(margin, dtype=np.float64)
+    n_classes = None if margin.ndim == 1 else margin.shape[1]
+    _check_proba_mode(mode, n_classes)
+    if n_classes is None:
+        return loss.posterior_margin(margin) if mode == "posterior" else margin  # type: ignore[union-attr]
+    if mode == "softmax":
+        return margin
+    with np.errstate(divide="ignore"):  # a posterior that underflows to 0 has log -inf, as it should
+        return np.log(loss.posterior(margin))
+
+
+def _softmax(score: np.ndarray) -> np.ndarray:
+    from scipy.special import softmax
+
+    return softmax(score, axis=1)
+
+
+def _constant_rows(start: Start, n_rows: int) -> np.ndarray:
+    """A per-row ``init_score``: ``(n,)`` for one margin, ``(n, K)`` for a start vector of K."""
+    return np.array(np.broadcast_to(start, (n_rows, *np.shape(start))))
 
 
 # ---------------------------------------------------------------------- training with a self-contained start
@@ -558,13 +679,20 @@ def _has_init_score(ds: lgb.Dataset) -> bool:
     return _constructed(ds) and ds.get_field("init_score") is not None
 
 
-def _fold_into_first_tree(booster: lgb.Booster, start: float) -> None:
-    """Add ``start`` to every leaf of tree 0, as LightGBM's boost_from_average does."""
-    if start == 0.0:
+def _fold_into_first_tree(booster: lgb.Booster, start: Start) -> None:
+    """Add ``start`` to every leaf of the first iteration's trees, as LightGBM's boost_from_average does.
+
+    ``start``: one margin (binary: tree 0) or one per class, shape ``(K,)``:
+    ``start[k]`` goes to tree ``k``, the first iteration's tree of class k
+    (LightGBM stores the trees iteration by iteration, K per iteration).
+    """
+    if _no_start(start):
         return
-    n_leaves = booster.dump_model(num_iteration=1)["tree_info"][0]["num_leaves"]
-    for leaf in range(n_leaves):
-        booster.set_leaf_output(0, leaf, booster.get_leaf_output(0, leaf) + start)
+    trees = booster.dump_model(num_iteration=1)["tree_info"]
+    for tree, value in enumerate(np.atleast_1d(start).tolist()):
+        if value != 0.0:
+            for leaf in range(trees[tree]["num_leaves"]):
+                booster.set_leaf_output(tree, leaf, booster.get_leaf_output(tree, leaf) + value)
 
 
 class _SkipObjectiveReset:
@@ -595,13 +723,40 @@ def _refuse_linear_trees(params: dict) -> None:
         )
 
 
+def _num_class(loss: Loss, params: dict, train_set: lgb.Dataset) -> int:
+    """LightGBM's ``num_class`` for ``loss``: 1 (binary), else ``params``' own, the loss's K, or the labels' K."""
+    given = _param(params, "num_class")
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral) or given < 1:
+            raise ValueError(f"params['num_class'] must be a positive int, got {given!r}")
+        _check_width(loss, int(given), "params['num_class']")
+        return int(given)
+    if loss.n_outputs is not None:
+        return loss.n_outputs
+    label, _ = _dataset_labels(train_set, "train_set")
+    return loss.prepared(label).n_classes  # K = the largest class index + 1, as MulticlassFocalLoss takes it
+
+
+def _start_vector(start: float | np.ndarray, n_class: int) -> Start:
+    """A start given by the caller, as one value per class (``(K,)``) for K classes."""
+    if n_class == 1:
+        if np.ndim(start) != 0:
+            raise ValueError(f"init_score for a binary loss is one number, got {len(start)} values")  # type: ignore[arg-type]
+        return start
+    if np.ndim(start) == 0:
+        return np.full(n_class, float(start))  # the same margin for every class
+    if len(start) != n_class:  # type: ignore[arg-type]
+        raise ValueError(f"init_score must have one value per class, K = {n_class}, got {len(start)}")  # type: ignore[arg-type]
+    return start
+
+
 def train(
-    loss: FocalLoss,
+    loss: Loss,
     params: dict[str, Any] | None,
     train_set: lgb.Dataset,
     num_boost_round: int = 100,
     *,
-    init_score: float | str = "focal",
+    init_score: float | Sequence[float] | np.ndarray | str = "focal",
     valid_sets: Sequence[lgb.Dataset] | None = None,
     valid_names: Sequence[str] | None = None,
     feval: Callable | Sequence[Callable] | None = None,
@@ -613,12 +768,17 @@ def train(
 
     Parameters
     ----------
-    loss : FocalLoss
+    loss : FocalLoss or MulticlassFocalLoss
+        A K-class loss trains K trees per round (``num_class`` = K, set
+        here: from ``params["num_class"]`` if given, else the length of
+        ``loss.alpha``, else the largest training label + 1); labels are then
+        class indices 0..K-1.
     params : dict or None
         LightGBM parameters, without ``objective`` (set here); None is ``{}``.
         ``num_threads`` also sets the gradient kernel's threads. Built-in
         metrics that read the score as a probability (``binary_logloss``,
-        ``binary_error``, ``cross_entropy``...) are refused, and so are
+        ``binary_error``, ``cross_entropy``, ``multi_logloss``,
+        ``multi_error``...) are refused, and so are
         LightGBM's class weighting parameters (``scale_pos_weight``,
         ``is_unbalance``, ``pos_bagging_fraction``, ``neg_bagging_fraction``),
         which LightGBM ignores with a custom objective: weigh classes with
@@ -626,17 +786,19 @@ def train(
     train_set, num_boost_round, valid_sets, valid_names, init_model, keep_training_booster, callbacks
         As in ``lgb.train``. The Datasets are not changed (several threads
         may train on one Dataset at once).
-    init_score : "focal" or float, default "focal"
-        The constant margin boosting starts from. ``"focal"`` is
-        :meth:`FocalLoss.init_score` of the training labels and weights; a
-        number is used as given; ``0.0`` is plain LightGBM (a Dataset's own
+    init_score : "focal", float or sequence of K floats, default "focal"
+        The constant margin (K classes: margin vector) boosting starts from.
+        ``"focal"`` is ``loss.init_score`` of the training labels and
+        weights; numbers are used as given (one number: the same for every
+        class); ``0.0`` is plain LightGBM (a Dataset's own
         per-row ``init_score`` is then used as is, not saved in the model).
         A nonzero start is added to the scores the focal objective, the focal
         metric and every ``feval`` receive (LightGBM's own score buffers
         start at 0), so built-in metrics other than rank metrics (``auc``,
         ``average_precision``, ``map``, ``ndcg``) are refused with it; after
-        training it is added to every leaf of the first tree, so the booster
-        predicts correct margins on its own. Ignored (no start) when
+        training it is added to every leaf of the first tree (K classes: the
+        first K trees, one per class), so the booster predicts correct
+        margins on its own. Ignored (no start) when
         ``init_model`` is given: that model's predictions are the start. To
         continue a DART booster, pass it as ``init_model`` rather than calling
         ``update()`` on a kept one: DART may rescale the first tree, and the
@@ -650,13 +812,14 @@ def train(
     -------
     lightgbm.Booster
         ``booster.predict(X, raw_score=True)`` gives raw margins of shape
-        ``(n,)``; :func:`predict_posterior` gives P(y = 1 | x). The loss is
+        ``(n,)`` (K classes: ``(n, K)``); :func:`predict_posterior` gives
+        the posterior, P(y = 1 | x) or P(y = k | x). The loss is
         recorded in the model text (see :func:`predict_posterior`), so
         ``predict_posterior(None, booster, X)`` works, also on a copy read
         back with ``lgb.Booster(model_file=...)``; with
         ``keep_training_booster=True`` only on this object and its pickles.
     """
-    loss = check_loss(loss, binary_only=True)
+    loss = check_loss(loss)
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -671,17 +834,23 @@ def train(
     _refuse_random_forest(params)
     start = _check_start(init_score)
     threads = _threads_from_params(params)
+    if not isinstance(train_set, lgb.Dataset):
+        raise TypeError(f"train_set must be a lightgbm.Dataset, got {type(train_set).__name__}")
+    n_class = _num_class(loss, params, train_set)
+    if n_class > 1:
+        for key in _aliases("num_class"):
+            params.pop(key, None)
+        params["num_class"] = n_class
     objective_, metric_ = objective(loss, n_threads=threads), metric(loss, n_threads=threads)
     params["objective"] = objective_
     fevals = _as_list(feval)
 
-    if not isinstance(train_set, lgb.Dataset):
-        raise TypeError(f"train_set must be a lightgbm.Dataset, got {type(train_set).__name__}")
-    value = 0.0
+    value: Start = 0.0
+    focal_start = isinstance(start, str)
     if init_model is not None:
-        if start != "focal" and start != 0.0:
+        if not (focal_start or _no_start(start)):  # type: ignore[arg-type]
             raise ValueError("init_score cannot be set together with init_model: the model's predictions are the start")
-    elif start != 0.0:
+    elif focal_start or not _no_start(start):  # type: ignore[arg-type]
         _refuse_linear_trees(params)
         _refuse_shifted_metrics(params)
         valid = list(valid_sets) if valid_sets is not None else []
@@ -692,7 +861,11 @@ def train(
                     "model, so gbfocal adds the start itself; pass init_score=0.0 to train on your per-row "
                     "init_score as is (predictions then need it added back)."
                 )
-        value = PreparedRows(*_dataset_labels(train_set, "train_set")).init_score(loss) if start == "focal" else start
+        if focal_start:
+            label, weight = _dataset_labels(train_set, "train_set")
+            value = loss.prepared(label, weight, None if n_class == 1 else n_class).init_score(loss)
+        else:
+            value = _start_vector(start, n_class)  # type: ignore[arg-type]
         # The start goes to the callbacks, not into the Datasets' init_score: a caller's Dataset stays
         # untouched, so other threads training on it at the same time see no gbfocal state.
         objective_._start = metric_._start = value
@@ -719,53 +892,73 @@ _FIT_HAS_EVAL_XY = "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).paramet
 
 
 class LGBMFocalClassifier(lgb.LGBMClassifier):
-    """LightGBM binary classifier trained with the α-balanced focal loss.
+    """LightGBM classifier trained with the α-balanced focal loss, binary or multiclass.
+
+    Two classes train a binary :class:`gbfocal.FocalLoss` (one margin per
+    row), three or more a :class:`gbfocal.MulticlassFocalLoss` (K margins
+    per row, K trees per round), exactly as ``lightgbm.LGBMClassifier``
+    switches to its softmax objective. Labels may be of any hashable type;
+    ``classes_`` is sorted.
 
     Parameters
     ----------
-    focal_alpha : float in (0, 1), default 0.25
-        Weight of the positive class (``classes_[1]``) in the focal loss.
+    focal_alpha : None, float, sequence, mapping or "balanced", default None
+        Class weights α: ``None`` is 0.25 on ``classes_[1]`` (binary) or 1
+        for every class (multiclass); a float (binary only) the weight of
+        ``classes_[1]``; a sequence one weight per class in ``classes_``
+        order; a mapping ``{label: weight}`` every class's; ``"balanced"``
+        the inverse class frequency ``w_k = W / (K W_k)`` of the training
+        labels weighted by ``sample_weight`` (``class_weight``, if given,
+        multiplies the rows' weights on top). See :mod:`gbfocal._estimator`.
     focal_gamma : float >= 0, default 2.0
         Focusing parameter γ.
-    focal_hessian : {"positive", "exact", "abs", "clip"}, default "positive"
-        Hessian policy, see :class:`gbfocal.FocalLoss`.
-    focal_proba : {"posterior", "sigmoid"}, default "posterior"
-        What ``predict_proba`` returns (and ``predict`` thresholds at 1/2):
-        the class posterior recovered from the focal margin
-        (:meth:`gbfocal.FocalLoss.posterior`), or σ(margin), which focal loss
-        leaves under-confident. As ``XGBFocalClassifier``.
+    focal_hessian : str or None, default None
+        Hessian policy, see :class:`gbfocal.FocalLoss` and
+        :class:`gbfocal.MulticlassFocalLoss`; None is each loss's default
+        (``"positive"`` binary, ``"clamp"`` multiclass).
+    focal_proba : {"posterior", "softmax", "sigmoid"}, default "posterior"
+        What ``predict_proba`` returns (and ``predict`` takes the most
+        probable class of): the class posterior recovered from the focal
+        margins (``loss.posterior``), or the usual link of the margins,
+        which focal loss leaves under-confident: ``"softmax"`` (any K; for
+        two classes the same as ``"sigmoid"``) or ``"sigmoid"`` (binary
+        only). As ``XGBFocalClassifier``.
     **lightgbm_params
         Any ``lightgbm.LGBMClassifier`` parameter (``n_estimators``,
         ``learning_rate``, ``class_weight``, LightGBM's own ``alpha``...),
         passed through untouched, except ``objective``, which is the focal
-        loss. Built-in probability metrics (``binary_logloss``...) are refused
-        because LightGBM would compute them on raw scores.
+        loss. Built-in probability metrics (``binary_logloss``,
+        ``multi_logloss``, ``multi_error``...) are refused because LightGBM
+        would compute them on raw scores.
 
-    Boosting starts from the focal-optimal constant margin of the (class-
-    and sample-weighted) training labels, saved in the first tree, so
-    ``booster_`` predicts correct margins on its own. Saving: pickle the
-    estimator (``predict_proba`` comes back exactly), or save ``booster_``:
-    its ``predict`` returns raw margins, not probabilities, and
+    Boosting starts from the focal-optimal constant margin (K classes: margin
+    vector) of the (class- and sample-weighted) training labels, saved in the
+    first tree (K classes: the first K trees), so ``booster_`` predicts
+    correct margins on its own. Saving: pickle the estimator
+    (``predict_proba`` comes back exactly), or save ``booster_``: its
+    ``predict`` returns raw margins, not probabilities, and
     ``gbfocal.lightgbm.predict_posterior(None, booster, X)`` gives
-    ``predict_proba(X)[:, 1]`` from it (the loss is recorded in the model).
+    ``predict_proba(X)[:, 1]`` (K classes: ``predict_proba(X)``) from it
+    (the loss is recorded in the model).
     LightGBM's ``scale_pos_weight``, ``is_unbalance``,
     ``pos_bagging_fraction`` and ``neg_bagging_fraction`` are refused: they
     do nothing with a custom objective (use ``focal_alpha``,
     ``class_weight`` or ``sample_weight``).
-    ``predict_proba`` returns ``(n, 2)`` probabilities (see ``focal_proba``),
-    ``predict`` the original labels, ``decision_function`` their log-odds
-    ``(n,)`` and ``predict(X, raw_score=True)`` the raw margins. With
-    ``eval_set``, the weighted mean focal loss is reported as ``"focal"``
-    (the first metric unless a built-in ``metric`` is set). Binary only:
-    multiclass targets raise a ValueError.
+    ``predict_proba`` returns ``(n, K)`` probabilities (see ``focal_proba``),
+    ``predict`` the original labels, ``decision_function`` scikit-learn's
+    scores (binary: log-odds of ``classes_[1]``, ``(n,)``; K classes:
+    log-probabilities ``(n, K)``) and ``predict(X, raw_score=True)`` the raw
+    margins (``(n,)`` or ``(n, K)``). With ``eval_set``, the weighted mean
+    focal loss is reported as ``"focal"`` (the first metric unless a
+    built-in ``metric`` is set) and drives early stopping.
     """
 
     def __init__(
         self,
         *,
-        focal_alpha: float = 0.25,
+        focal_alpha: Any = None,
         focal_gamma: float = 2.0,
-        focal_hessian: str = DEFAULT_HESSIAN,
+        focal_hessian: str | None = None,
         focal_proba: str = "posterior",
         **lightgbm_params: Any,
     ) -> None:
@@ -775,20 +968,14 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         self.focal_proba = focal_proba
         super().__init__(**lightgbm_params)
 
-    def focal_loss(self) -> FocalLoss:
-        """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return focal_loss_of(self)
+    def focal_loss(self) -> Loss:
+        """The loss the fitted model was trained with; before ``fit``, the binary loss of the ``focal_*`` parameters.
 
-    # ------------------------------------------------------------------ tags
-    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
-        tags = super()._more_tags()
-        tags["binary_only"] = True
-        return tags
+        (``focal_alpha="balanced"`` needs the training labels, so only the
+        fitted model has its loss.)
+        """
+        loss = getattr(self, "_focal_loss", None)
+        return estimator_loss(self, np.array([0, 1])) if loss is None else loss
 
     # ------------------------------------------------------------------ fitting
     def _process_params(self, stage: str) -> dict[str, Any]:
@@ -834,7 +1021,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         eval_X: Any = None,
         eval_y: Any = None,
     ) -> LGBMFocalClassifier:
-        """Fit on ``X`` (n, n_features) and binary labels ``y`` (n,) of any type.
+        """Fit on ``X`` (n, n_features) and labels ``y`` (n,) of any type, two classes or more.
 
         As ``lightgbm.LGBMClassifier.fit``; ``eval_set`` (a list of ``(X, y)``)
         or ``eval_X``/``eval_y`` both work. ``init_score``/``eval_init_score``,
@@ -849,39 +1036,46 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        check_focal_params(self)
+        _check_proba_mode(self.focal_proba, None)
         assert_all_finite(y, input_name="y")
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
-        if len(encoder.classes_) != 2:
-            kind = "only one class" if len(encoder.classes_) < 2 else f"{len(encoder.classes_)} classes"
+        classes = encoder.classes_
+        n_classes = len(classes)
+        if n_classes < 2:
             raise ValueError(
-                f"Only binary classification is supported. {type(self).__name__} needs exactly two classes "
-                f"(multiclass focal loss is not implemented yet); y has {kind}: {encoder.classes_.tolist()[:10]}"
+                f"{type(self).__name__} needs at least two classes; y has only one class: {classes.tolist()[:10]}"
             )
-        self._focal_loss = self.focal_loss()
-        _positive_logit(self._focal_loss, self.focal_proba, np.zeros(1))  # checks focal_proba before training
-        self._focal_metric = _SklearnFocalMetric(self._focal_loss)
+        _check_proba_mode(self.focal_proba, n_classes)
+        y_codes = encoder.transform(column_or_1d(y))
+        row_weight = as_weights(sample_weight, y_codes.shape[0], "sample_weight")  # before LightGBM reads it
+        weight = row_weight
+        if self.class_weight is not None:  # as LightGBM combines them
+            class_weight = compute_sample_weight(self.class_weight, y)
+            weight = class_weight if weight is None else weight * class_weight
+        if weight is not None and not np.any(weight > 0):
+            raise ValueError(
+                "sample_weight (times class_weight) is zero for every row: at least one row of each class "
+                "needs a weight > 0"
+            )
+        weight = _as_stored_weight(weight)  # what training sees: LightGBM keeps weights as float32
+        # "balanced" from the sample weights alone: class_weight is the user's own class weighting, on top
+        loss = estimator_loss(self, classes, y_codes, _as_stored_weight(row_weight))
+        focal_metric = _SklearnFocalMetric(loss)
 
         evals = _eval_pairs(eval_set, eval_X, eval_y)
         user_metrics = _as_list(eval_metric)
         _refuse_probability_metrics(user_metrics, "eval_metric")
 
-        start = 0.0
+        start: Start = 0.0
         if init_model is None and init_score is None and eval_init_score is None:
             _refuse_linear_trees(self.get_params())
-            y01 = encoder.transform(column_or_1d(y))
-            weight = as_weights(sample_weight, y01.shape[0], "sample_weight")  # before LightGBM reads it
-            if self.class_weight is not None:  # as LightGBM combines them
-                class_weight = compute_sample_weight(self.class_weight, y)
-                weight = class_weight if weight is None else weight * class_weight
-            if weight is not None and not np.any(weight > 0):
-                raise ValueError(
-                    "sample_weight (times class_weight) is zero for every row: at least one row of each class "
-                    "needs a weight > 0"
-                )
-            start = PreparedRows(y01, _as_stored_weight(weight)).init_score(self._focal_loss)
-            init_score = np.full(y01.shape[0], start)
-            eval_init_score = [np.full(np.shape(yv)[0], start) for _, yv in evals]
+            start = loss.prepared(y_codes, weight, n_classes).init_score(loss)
+            init_score = _constant_rows(start, y_codes.shape[0])
+            eval_init_score = [_constant_rows(start, np.shape(yv)[0]) for _, yv in evals]
+        # set after the checks above, so that input refused there leaves a fitted model as it was
+        self._focal_loss, self._focal_metric = loss, focal_metric
 
         kwargs: dict[str, Any] = {}
         if evals and _FIT_HAS_EVAL_XY:
@@ -923,11 +1117,15 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         validate_features: bool = False,
         **kwargs: Any,
     ) -> np.ndarray:
-        """Log-odds of ``predict_proba(X)[:, 1]``, shape ``(n,)``: > 0 where ``predict`` gives ``classes_[1]``.
+        """Scores in scikit-learn's convention, from which ``predict`` takes its class.
 
-        With ``focal_proba="sigmoid"`` these are the booster's raw margins;
-        with ``"posterior"``, :meth:`FocalLoss.posterior_margin` of them. The
-        raw margins themselves: ``predict(X, raw_score=True)``.
+        Binary: log-odds of ``predict_proba(X)[:, 1]``, shape ``(n,)``, > 0
+        where ``predict`` gives ``classes_[1]``: with ``focal_proba`` =
+        ``"sigmoid"``/``"softmax"`` the booster's raw margins, with
+        ``"posterior"`` :meth:`FocalLoss.posterior_margin` of them. K
+        classes: shape ``(n, K)``, whose softmax is ``predict_proba(X)``:
+        the raw margins (``"softmax"``) or the log posterior
+        (``"posterior"``). The raw margins themselves: ``predict(X, raw_score=True)``.
         """
         margin = self._lightgbm_predict(
             X,
@@ -937,7 +1135,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
             validate_features=validate_features,
             **kwargs,
         )
-        return _positive_logit(self._focal_loss, self.focal_proba, margin)
+        return _scores(self._focal_loss, self.focal_proba, margin)
 
     def predict_proba(  # type: ignore[override]
         self,
@@ -950,12 +1148,13 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         validate_features: bool = False,
         **kwargs: Any,
     ) -> np.ndarray:
-        """Class probabilities of shape ``(n, 2)``, columns in the order of ``classes_``, rows summing to 1.
+        """Class probabilities of shape ``(n, K)``, columns in the order of ``classes_``, rows summing to 1.
 
-        The posterior recovered from the focal margin, or σ(margin) with
-        ``focal_proba="sigmoid"``. ``raw_score`` (raw margins, ``(n,)``),
-        ``pred_leaf`` and ``pred_contrib`` return what
-        ``lightgbm.LGBMModel.predict`` returns for them.
+        The posterior recovered from the focal margins, or their sigmoid /
+        softmax with ``focal_proba="sigmoid"``/``"softmax"``. ``raw_score``
+        (raw margins, ``(n,)`` or ``(n, K)``), ``pred_leaf`` and
+        ``pred_contrib`` return what ``lightgbm.LGBMModel.predict`` returns
+        for them.
         """
         if raw_score or pred_leaf or pred_contrib:
             return self._lightgbm_predict(
@@ -968,14 +1167,16 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
                 validate_features=validate_features,
                 **kwargs,
             )
-        logit = self.decision_function(
+        score = self.decision_function(
             X,
             start_iteration=start_iteration,
             num_iteration=num_iteration,
             validate_features=validate_features,
             **kwargs,
         )
-        return np.column_stack([sigmoid(-logit), sigmoid(logit)])
+        if score.ndim == 1:  # binary log-odds: both columns from the logit, so neither loses precision
+            return np.column_stack([sigmoid(-score), sigmoid(score)])
+        return _softmax(score)
 
     def _lightgbm_predict(self, X: Any, **kwargs: Any) -> Any:
         return lgb.LGBMModel.predict(self, _as_lightgbm_matrix(X), **kwargs)

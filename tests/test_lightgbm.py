@@ -203,15 +203,13 @@ def test_datasets_are_reusable_and_labels_are_prepared_once(monkeypatch):
     X, y, w = _data(weighted=True)
     Xv, yv, _ = _data(300, seed=5)
     made = []
+    prepared = FocalLoss.prepared
 
-    class Counting(gfl.PreparedRows):
-        __slots__ = ()
+    def counting(self, *args):
+        made.append(1)
+        return prepared(self, *args)
 
-        def __init__(self, *args):
-            made.append(1)
-            super().__init__(*args)
-
-    monkeypatch.setattr(gfl, "PreparedRows", Counting)
+    monkeypatch.setattr(FocalLoss, "prepared", counting)
     dtrain, dvalid = lgb.Dataset(X, y, weight=w), lgb.Dataset(Xv, yv)
     loss = FocalLoss(0.25, 2.0)
     a = gfl.train(loss, BASE, dtrain, 8, valid_sets=[dvalid])
@@ -337,8 +335,10 @@ def test_bad_input_errors():
         gfl.train(loss, BASE, lgb.Dataset(X, 2 * y - 1), init_score=0.0)  # from the objective
     with pytest.raises(ValueError, match="both classes"):
         gfl.train(loss, BASE, lgb.Dataset(X, np.zeros_like(y)))
-    with pytest.raises(ValueError, match="focal loss is binary"):
+    with pytest.raises(ValueError, match=r"3 margins per row \(num_class = 3\), but FocalLoss.* is binary"):
         gfl.objective(loss)(np.zeros((y.shape[0], 3)), lgb.Dataset(X, y))
+    with pytest.raises(ValueError, match=r"params\['num_class'\] has 3 margins per row .* is binary"):
+        gfl.train(loss, {**BASE, "num_class": 3}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match="random forest mode"):
         gfl.train(loss, {**BASE, "boosting_type": "rf", "bagging_freq": 1, "bagging_fraction": 0.5}, lgb.Dataset(X, y))
 
@@ -539,9 +539,12 @@ def test_classifier_top_level_export():
 
 def test_classifier_bad_input_errors():
     X, y, _ = _data(300)
-    with pytest.raises(ValueError, match=r"Only binary classification is supported\..* 3 classes"):
-        LGBMFocalClassifier(**SMALL).fit(X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0))
-    with pytest.raises(ValueError, match="only one class"):
+    three = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    with pytest.raises(ValueError, match=r"focal_alpha=0.3 is a float, which only a binary problem takes"):
+        LGBMFocalClassifier(focal_alpha=0.3, **SMALL).fit(X, three)
+    with pytest.raises(ValueError, match=r"focal_proba='sigmoid' is for two classes; .* 3: use 'softmax'"):
+        LGBMFocalClassifier(focal_proba="sigmoid", **SMALL).fit(X, three)
+    with pytest.raises(ValueError, match="only one"):
         LGBMFocalClassifier(**SMALL).fit(X, np.ones_like(y))
     with pytest.raises(ValueError, match="objective is the focal loss"):
         LGBMFocalClassifier(objective="binary", **SMALL).fit(X, y)
@@ -579,16 +582,17 @@ def test_classifier_with_a_built_in_rank_metric():
 # check_no_attributes_set_in_init rejects for lightgbm.LGBMClassifier(verbosity=-1) too. The checked
 # instances therefore keep LightGBM's default verbosity: its [Info] lines go to stdout, not to warnings.
 #
-# scikit-learn runs its checks with n_estimators=5. The sigmoid instance uses α = 0.5: thresholding
-# σ(margin) of an α = 0.25 model at 1/2 is biased towards the negative class (the posterior corrects
-# that), and five rounds from its negative start miss check_classifiers_train's 0.83 training accuracy.
+# scikit-learn runs its checks with n_estimators=5, on binary and multiclass data alike. The softmax
+# instance (the sigmoid for two classes) uses balanced α: thresholding σ(margin) of an α = 0.25 model at
+# 1/2 is biased towards the negative class (the posterior corrects that), and five rounds from its
+# negative start miss check_classifiers_train's 0.83 training accuracy.
 CHECKED = {"n_estimators": 5, "num_leaves": 7, "n_jobs": 1}
 
 
 @parametrize_with_checks(
     [
         LGBMFocalClassifier(**CHECKED),
-        LGBMFocalClassifier(focal_proba="sigmoid", focal_alpha=0.5, **CHECKED),
+        LGBMFocalClassifier(focal_proba="softmax", focal_alpha="balanced", **CHECKED),
     ],
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -225,7 +225,19 @@ def test_a_booster_without_a_record_needs_the_loss():
     with pytest.raises(ValueError, match=r"records none.*pass the FocalLoss"):
         gfl.predict_posterior(None, plain, X)
     text = gfl.train(FocalLoss(), BASE, lgb.Dataset(X, y), 2).model_to_string()
-    broken = lgb.Booster(model_str=text.replace("gamma=2.0", "gamma=two"))
+    assert '[gbfocal_loss: {"loss":"focal","alpha":0.25,"gamma":2.0,"hessian":"positive"}]' in text
+    broken = lgb.Booster(model_str=text.replace('"gamma":2.0', '"gamma":"two"'))
+    with pytest.raises(ValueError, match="malformed"):
+        gfl.predict_posterior(None, broken, X)
+
+
+def test_binary_records_of_the_earlier_format_are_still_read():
+    X, y = _data(300)
+    text = gfl.train(FocalLoss(0.3, 1.5, hessian="abs"), BASE, lgb.Dataset(X, y), 2).model_to_string()
+    record = next(line for line in text.splitlines() if line.startswith("[gbfocal_loss: "))
+    old = lgb.Booster(model_str=text.replace(record, "[gbfocal_loss: alpha=0.3 gamma=1.5 hessian=abs]"))
+    assert gfl._recorded_loss(old) == FocalLoss(0.3, 1.5, hessian="abs")
+    broken = lgb.Booster(model_str=text.replace(record, "[gbfocal_loss: alpha=0.3 gamma=two hessian=abs]"))
     with pytest.raises(ValueError, match="malformed"):
         gfl.predict_posterior(None, broken, X)
 
