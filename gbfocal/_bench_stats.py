@@ -40,7 +40,7 @@ __all__ = ["LEVEL", "SCALES", "holm", "interval", "paired_t_test", "t_interval"]
 #: Confidence level of every interval and the significance level (1 - LEVEL) of every test.
 LEVEL = 0.95
 #: Scales an interval can be computed on: the metric's range decides.
-SCALES = ("identity", "logit", "log")
+SCALES = ("identity", "logit", "logit2", "log")
 _INSIDE = 1e-6  # how far a value at a bound of (0, 1) or (0, ∞) is moved inside before the transform
 
 
@@ -59,7 +59,9 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
 def interval(values: Sequence[float], scale: str = "identity", level: float = LEVEL) -> dict[str, float | None]:
     """``{"mean", "low", "high"}`` of per-seed ``values``: arithmetic mean and a t-interval on ``scale``.
 
-    ``scale="logit"`` for values in [0, 1], ``"log"`` for values >= 0,
+    ``scale="logit"`` for values in [0, 1], ``"logit2"`` for values in
+    [0, 2] (the multiclass Brier score: the logit of ``x / 2``), ``"log"``
+    for values >= 0,
     ``"identity"`` for anything else (see the module docstring); the bounds
     then lie in the values' range whatever their spread. ``low`` and ``high``
     are None for a single value.
@@ -74,12 +76,13 @@ def interval(values: Sequence[float], scale: str = "identity", level: float = LE
         return {"mean": mean, "low": None, "high": None}
     if np.all(x == x[0]):  # also keeps an all-perfect AP at exactly 1
         return {"mean": mean, "low": float(x[0]), "high": float(x[0])}
-    if scale == "logit":
-        if np.any((x < 0) | (x > 1)):
-            raise ValueError(f"logit-scale interval needs values in [0, 1], got {x.min()!r} … {x.max()!r}")
-        p = np.clip(x, _INSIDE, 1.0 - _INSIDE)
+    if scale in ("logit", "logit2"):
+        top = 2.0 if scale == "logit2" else 1.0
+        if np.any((x < 0) | (x > top)):
+            raise ValueError(f"{scale}-scale interval needs values in [0, {top:g}], got {x.min()!r} … {x.max()!r}")
+        p = np.clip(x / top, _INSIDE, 1.0 - _INSIDE)
         _, low, high = t_interval(np.log(p) - np.log1p(-p), level)
-        low, high = _expit(low), _expit(high)
+        low, high = top * _expit(low), top * _expit(high)
     elif scale == "log":
         if np.any(x < 0):
             raise ValueError(f"log-scale interval needs values >= 0, got {x.min()!r}")

@@ -13,12 +13,14 @@
   datasets;
 - the target may have any label type. A binary target is coded 1 for the
   positive class, by default the rarer one (``positive`` overrides; a text
-  label matches a class by its string form), 0 for the other.
+  label matches a class by its string form), 0 for the other. A target with
+  K = 3 … :data:`MAX_CLASSES` classes is multiclass: coded ``0 … K-1`` in
+  the sorted order of the classes (as the engines' ``classes_``).
 
-Every problem (a missing column, a target with one class or with missing
-values, a column type no engine takes) raises :class:`DataError` naming the
-fix, before anything is trained. A target with more than two classes is
-recognised and refused, as multiclass focal loss is not available yet.
+Every problem (a missing column, a target with one class, too many classes
+or missing values, a column type no engine takes, ``positive`` given for a
+multiclass target) raises :class:`DataError` naming the fix, before anything
+is trained.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MULTICLASS_UNSUPPORTED", "READERS", "DataError", "from_xy", "read_table", "subsample"]
+__all__ = ["MAX_CLASSES", "READERS", "DataError", "from_xy", "read_table", "subsample"]
 
 #: File name endings :func:`read_table` reads, and the pandas reader for each.
 READERS = {
@@ -43,7 +45,9 @@ READERS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-MULTICLASS_UNSUPPORTED = "multiclass targets need gbfocal's multiclass support, not available yet"
+#: The most classes a target may have: the labels are int8 codes, and a benchmark of rare classes with more
+#: is almost always a numeric column named as the target by mistake.
+MAX_CLASSES = 100
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -115,12 +119,13 @@ def from_xy(X: Any, y: Any, *, positive: Any = None, name: str = "data") -> Any:
         ``category`` columns become categories, numeric and boolean ones
         float32, missing values NaN.
     y : array-like of shape (n_rows,), or pandas.Series
-        Labels of any type, exactly two classes, none missing.
+        Labels of any type, 2 to :data:`MAX_CLASSES` classes, none missing.
     positive : optional
-        The label of the positive class (coded 1). Matched against the
-        classes by value, else by string form (so ``"1"`` selects the
-        integer class 1 and ``"yes"`` the string ``"yes"``). Default: the
-        rarer class (on a tie, the one whose string form sorts last).
+        Binary targets only: the label of the positive class (coded 1).
+        Matched against the classes by value, else by string form (so
+        ``"1"`` selects the integer class 1 and ``"yes"`` the string
+        ``"yes"``). Default: the rarer class (on a tie, the one whose string
+        form sorts last).
     name : str
         The dataset's name in results and file names (letters, digits,
         ``_ . -``).
@@ -128,16 +133,18 @@ def from_xy(X: Any, y: Any, *, positive: Any = None, name: str = "data") -> Any:
     Returns
     -------
     Dataset
-        ``y`` coded 0/1 as int8; ``class_labels`` holds the original
-        ``(negative, positive)`` labels.
+        Binary: ``y`` coded 0/1 as int8, ``class_labels`` the original
+        ``(negative, positive)`` labels. Multiclass: ``y`` coded
+        ``0 … K-1`` as int8, ``class_labels`` the K labels in code order
+        (sorted).
 
     Raises
     ------
     DataError
-        For a target with one class, more than two (multiclass), or missing
-        values; a ``positive`` that is not a class (the message lists the
-        classes); shapes that disagree; a column type the engines cannot
-        take.
+        For a target with one class, more than :data:`MAX_CLASSES`, or
+        missing values; a ``positive`` that is not a class (the message
+        lists the classes), or given for a multiclass target; shapes that
+        disagree; a column type the engines cannot take.
     """
     import pandas as pd
 
@@ -153,12 +160,13 @@ def from_xy(X: Any, y: Any, *, positive: Any = None, name: str = "data") -> Any:
         raise DataError(f"y must be 1-dimensional, got shape {np.shape(y)}")
     if len(labels) != len(frame):
         raise DataError(f"X has {len(frame):,} rows but y has {len(labels):,}; they must be the same rows")
-    codes, class_labels = _binary_target(labels, positive)
+    codes, class_labels = _target(labels, positive)
     X_out, names, categorical = _features(frame)
     return gd.Dataset(name, X_out, codes, names, categorical, class_labels=class_labels)
 
 
-def _binary_target(y: Any, positive: Any) -> tuple[np.ndarray, tuple[Any, Any]]:
+def _target(y: Any, positive: Any) -> tuple[np.ndarray, tuple[Any, ...]]:
+    """``(codes, class_labels)`` of a target Series: binary (:func:`_binary_codes`) or multiclass (sorted codes)."""
     what = f"target {y.name!r}" if isinstance(y.name, str) else "y"
     missing = int(y.isna().sum())
     if missing:
@@ -168,12 +176,35 @@ def _binary_target(y: Any, positive: Any) -> tuple[np.ndarray, tuple[Any, Any]]:
     if len(classes) < 2:
         shown = repr(classes[0]) if classes else "no rows"
         raise DataError(f"{what} has one class ({shown}); a benchmark needs rows of two classes")
-    if len(classes) > 2:
-        shown = ", ".join(f"{c!r} ({n:,})" for c, n in zip(classes, counts.to_numpy(), strict=True))
+    if len(classes) == 2:
+        return _binary_codes(y, counts, classes, positive, what)
+    if len(classes) > MAX_CLASSES:
         raise DataError(
-            f"{what} has {len(classes)} classes ({shown}): {MULTICLASS_UNSUPPORTED}. Benchmark one class "
-            "against the rest instead (a binary column such as y == label)"
+            f"{what} has {len(classes):,} classes, more than the {MAX_CLASSES} a benchmark takes; is it a numeric "
+            "column rather than a label? Choose the label column with --target, or bin the values into classes"
         )
+    if positive is not None:
+        raise DataError(
+            f"{what} has {len(classes)} classes (multiclass): a positive label ({positive!r}) applies to binary "
+            "targets only; drop --positive (Python: positive=None), or make the target binary (y == label)"
+        )
+    order = sorted(range(len(classes)), key=lambda k: _sort_key(classes[k]))
+    labels = tuple(classes[k] for k in order)
+    codes = np.empty(len(y), dtype=np.int8)
+    values = y.to_numpy()
+    for code, k in enumerate(order):
+        codes[values == counts.index[k]] = code
+    return codes, labels
+
+
+def _sort_key(label: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then everything else in string order (mixed label types cannot be compared)."""
+    if isinstance(label, (int, float)) and not isinstance(label, bool):
+        return (0, float(label), "")
+    return (1, 0.0, str(label))
+
+
+def _binary_codes(y: Any, counts: Any, classes: list[Any], positive: Any, what: str) -> tuple[np.ndarray, tuple]:
     n = counts.to_numpy()
     if positive is None:
         # the rarer class; on a tie the one whose string form sorts last ("yes" over "no", 1 over 0)
@@ -246,7 +277,11 @@ def _features(frame: Any) -> tuple[Any, tuple[str, ...], tuple[int, ...]]:
 
 
 def subsample(data: Any, max_rows: int | None, random_state: int = 0) -> Any:
-    """``data`` itself, or its stratified subsample of ``max_rows`` rows (rows kept in order), as :func:`load`."""
+    """``data`` itself, or its stratified subsample of ``max_rows`` rows (rows kept in order), as :func:`load`.
+
+    Multiclass data are stratified over every class
+    (:func:`gbfocal.datasets._stratified_rows`).
+    """
     from gbfocal import datasets as gd
 
     if max_rows is None or max_rows >= data.n_rows:

@@ -79,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from gbfocal import _bench_multiclass as _mc
 from gbfocal import _bench_stats as _stats
 from gbfocal import datasets as gd
 from gbfocal._bench_stats import t_interval
@@ -147,6 +148,8 @@ METRIC_SCALES = {
     "brier_calibrated": "logit",
     "log_loss_calibrated": "log",
 }
+#: The metric a dataset's tuning and paired comparisons use, by task.
+PRIMARY = {"binary": "average_precision", "multiclass": "macro_average_precision"}
 RECALL_TARGET = 0.5
 #: Tuning grids: the number of candidates each tuned method gets (the same for both).
 GRIDS = {"small": 4, "full": 9}
@@ -200,6 +203,17 @@ PROTOCOL = (
     "Multiple comparisons: a run makes many paired tests, and at 5% each about one in twenty differences would "
     "look significant by chance. Beside each raw verdict, the Holm-adjusted verdict (Holm-Bonferroni over all "
     "paired tests of the run, adjusted p < 0.05) controls the chance of any false claim in the whole run at 5%.",
+    "Multiclass datasets (K >= 3 classes; gbfocal._bench_multiclass): the same splits, trees budget, early "
+    "stopping on each model's own objective and tuning budget. focal = MulticlassFocalLoss defaults (no class "
+    "weights, gamma=2); focal_tuned = alpha from the class-balanced weights w_k = n/(K n_k) of the fitting part "
+    "raised to s (s=0: none, s=1: 'balanced') x gamma from a grid; weighted_logloss = class-balanced softmax "
+    "cross-entropy (row weights w_y); weighted_logloss_tuned = row weights w_y^t, t from 0 to 1; logloss = plain "
+    "softmax cross-entropy. Tuning and the paired comparisons use macro average precision (one-vs-rest AP of "
+    "softmax(margin) per class, averaged). Metrics: macro AP, macro F1 and balanced accuracy at the most probable "
+    "class (argmax margin), multiclass Brier score sum_k (p_k - [y=k])^2 (range [0, 2], interval on the logit of "
+    "half of it) and log loss of softmax(margin) and of the corrected probability (focal: the recovered posterior "
+    "MulticlassFocalLoss.posterior; cross-entropy with class weights w: softmax(margin - log w), the prior "
+    "correction, as weights scale the class priors). CatBoost is not run on multiclass data.",
     "Timing: before any timed fit, the Numba kernels are compiled (or loaded from Numba's on-disk cache) by a "
     "tiny focal fit with every engine, in this process and again in each worker process; that time is "
     "reported separately and is not included in any training time.",
@@ -404,13 +418,62 @@ def _split_shortfall(y: np.ndarray, seeds: int) -> str | None:
     return None
 
 
+def _multiclass_shortfall(y: np.ndarray, seeds: int, labels: Sequence[Any]) -> str | None:
+    """Why the splits of seeds ``0 … seeds - 1`` leave a part without a row of some class (codes ``y``), or None."""
+    for seed in range(seeds):
+        try:
+            split = split_rows(y, seed)
+        except ValueError as exc:
+            return f"the stratified split of seed {seed} fails ({exc})"
+        for part, rows in (("fitting", split.fit), ("validation", split.valid), ("test", split.test)):
+            missing = np.setdiff1d(np.arange(len(labels)), y[rows])
+            if missing.size:
+                return f"seed {seed}'s {part} part gets no row of class {labels[missing[0]]!r}"
+    return None
+
+
+def _class_counts_suffice(counts: np.ndarray, seeds: int) -> bool:
+    y = np.repeat(np.arange(counts.size), counts).astype(np.int8)
+    return _multiclass_shortfall(y, seeds, list(range(counts.size))) is None
+
+
+def _check_multiclass_splits(name: str, data: gd.Dataset, config: BenchConfig) -> None:
+    """:func:`_check_splits` for multiclass data: a class too small for the splits is named, with the fix.
+
+    The stratified subsample keeps ``min(n_k, MIN_CLASS_ROWS)`` rows of every
+    class (:func:`gbfocal.datasets._subsample_class_counts`), which split,
+    so raising ``max_rows`` cannot help: the class itself is too small.
+    """
+    labels = data.class_labels or ()
+    problem = _multiclass_shortfall(data.y, config.seeds, labels)
+    if problem is None:
+        return
+    counts = data.class_counts
+    rare = int(np.argmin(counts))
+    text = (
+        f"dataset {name!r} has {counts[rare]:,} rows of class {labels[rare]!r} of {data.n_rows:,}, too few for the "
+        f"stratified fitting/validation/test splits ({problem})"
+    )
+    need = next(
+        (k for k in range(counts[rare] + 1, 1_000) if _class_counts_suffice(_with(counts, rare, k), config.seeds)), None
+    )
+    fix = f"at least {need} rows of it are needed" if need else "it cannot be split"
+    raise BenchSetupError(f"{text}; {fix}: drop that class's rows or merge it with another class")
+
+
+def _with(counts: np.ndarray, k: int, value: int) -> np.ndarray:
+    out = counts.copy()
+    out[k] = value
+    return out
+
+
 def _counts_suffice(n_pos: int, n_neg: int, seeds: int) -> bool:
     y = np.zeros(n_pos + n_neg, dtype=np.int8)
     y[:n_pos] = 1
     return _split_shortfall(y, seeds) is None
 
 
-def _check_splits(name: str, data: gd.Dataset, config: BenchConfig, full_counts: tuple[int, int] | None = None) -> None:
+def _check_splits(name: str, data: gd.Dataset, config: BenchConfig, full_counts: Any = None) -> None:
     """Refuse a dataset whose stratified splits leave a part without positives (or negatives), naming the fix.
 
     The fix offered is the smallest number of positives ``k`` for which every
@@ -419,9 +482,14 @@ def _check_splits(name: str, data: gd.Dataset, config: BenchConfig, full_counts:
     ``max_rows`` that splits well (binary search: real data subsample as
     :func:`gbfocal.datasets._subsample_counts` says; the synthetic data's
     first rows do not depend on its size). ``full_counts``, ``(rows,
-    positives)`` before ``max_rows``, is needed for user data only (the
-    registry knows its own).
+    positives)`` before ``max_rows``, is needed for binary user data only
+    (the registry knows its own).
+    Multiclass data need a row of every class in every part
+    (:func:`_check_multiclass_splits`).
     """
+    if data.is_multiclass:
+        _check_multiclass_splits(name, data, config)
+        return
     problem = _split_shortfall(data.y, config.seeds)
     if problem is None:
         return
@@ -518,7 +586,8 @@ class _Fold:
     y_valid: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    ratio: float  # n_neg / n_pos of the fitting part
+    ratio: float  # n_neg / n_pos of the fitting part (binary; NaN for multiclass)
+    balanced: np.ndarray | None = None  # multiclass: class-balanced weights n / (K n_k) of the fitting part, (K,)
 
 
 @dataclass
@@ -543,6 +612,8 @@ def _fit_xgboost(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, t
 
     params = {**ENGINE_PARAMS["xgboost"], "nthread": threads, "seed": seed}
     stop = config.early_stopping or None
+    if isinstance(cand, _mc.MulticlassCandidate):
+        return _Fit(cand, *_mc.fit_xgboost(cand, fold, params, config.rounds, stop, threads))
     start = time.perf_counter()
     dfit = xgb.DMatrix(fold.X_fit, label=fold.y_fit, nthread=threads, enable_categorical=True)
     if cand.loss == "focal":
@@ -577,6 +648,8 @@ def _fit_lightgbm(cand: Candidate, fold: _Fold, config: BenchConfig, seed: int, 
 
     params = {**ENGINE_PARAMS["lightgbm"], "num_threads": threads, "seed": seed}
     stop = config.early_stopping
+    if isinstance(cand, _mc.MulticlassCandidate):
+        return _Fit(cand, *_mc.fit_lightgbm(cand, fold, params, config.rounds, stop or None, threads))
     callbacks = [lgb.early_stopping(stop, first_metric_only=True, verbose=False)] if stop else []
     start = time.perf_counter()
     dfit = lgb.Dataset(fold.X_fit, fold.y_fit, params={"verbose": -1})
@@ -653,7 +726,7 @@ _FITTERS: dict[str, Callable[[Candidate, _Fold, BenchConfig, int, int], _Fit]] =
 }
 
 
-def _warm_up(engines: Sequence[str], threads: int) -> float:
+def _warm_up(engines: Sequence[str], threads: int, multiclass: bool = False) -> float:
     """Seconds spent compiling (or loading from Numba's cache) every kernel a focal fit uses, before timing.
 
     Numba compiles a kernel on its first call in each process (``cache=True``
@@ -661,8 +734,24 @@ def _warm_up(engines: Sequence[str], threads: int) -> float:
     per engine, with early stopping (the focal metric) and the posterior,
     runs exactly the code of a real fit, so no timed fit pays for
     compilation whatever the kernels' signatures. CatBoost's focal loss is
-    its own and needs none.
+    its own and needs none. ``multiclass``: also a tiny 3-class focal fit
+    per engine, for the multiclass kernels.
+
+    A small fit runs the loss formulas in Python until it has spent
+    :data:`gbfocal._loss.PYTHON_ROW_BUDGET` rows, and a real fit then
+    compiles the kernels mid-training; so the tiny fits run with that budget
+    at 0, which sends them through the kernels (restored afterwards).
     """
+    from gbfocal import _loss
+
+    budget, _loss.PYTHON_ROW_BUDGET = _loss.PYTHON_ROW_BUDGET, 0
+    try:
+        return _warm_up_fits(engines, threads, multiclass)
+    finally:
+        _loss.PYTHON_ROW_BUDGET = budget
+
+
+def _warm_up_fits(engines: Sequence[str], threads: int, multiclass: bool) -> float:
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 3)).astype(np.float32)
@@ -674,6 +763,15 @@ def _warm_up(engines: Sequence[str], threads: int) -> float:
         if engine != "catboost":
             fit = _FITTERS[engine](focal, fold, config, 0, threads)
             focal.calibrated_logit(fit.margin_test, fold.ratio)
+    if multiclass:
+        X, y = _mc.warm_up_data(rng)
+        balanced = _mc.balanced_weights(y[:40], 3)
+        fold = _Fold(X[:40], y[:40], X[40:60], y[40:60], X[60:], y[60:], ratio=math.nan, balanced=balanced)
+        (focal_mc,) = _mc.candidates("focal", GRIDS["small"])
+        for engine in engines:
+            if engine != "catboost":
+                fit = _FITTERS[engine](focal_mc, fold, config, 0, threads)
+                focal_mc.corrected_margins(fit.margin_test, balanced)
     return time.perf_counter() - start
 
 
@@ -845,9 +943,11 @@ def bench_data(
     ``X`` is an array of shape ``(n_rows, n_features)`` or a pandas
     DataFrame (string and categorical columns are used as categories,
     missing values allowed); ``y`` an array or Series of shape ``(n_rows,)``
-    with two classes of any label type. The positive class is the rarer one
-    unless ``positive`` names it (by value, or by string form: ``"1"``,
-    ``"yes"``); see :func:`gbfocal.datasets.from_xy`. ``config.datasets``
+    with two or more classes of any label type. Binary: the positive class
+    is the rarer one unless ``positive`` names it (by value, or by string
+    form: ``"1"``, ``"yes"``); multiclass (K >= 3): the multiclass methods
+    and metrics (:mod:`gbfocal._bench_multiclass`), ``positive`` must be
+    None; see :func:`gbfocal.datasets.from_xy`. ``config.datasets``
     must be None; ``config.max_rows`` (default 40,000) takes a stratified
     subsample of bigger data, as for the shipped datasets (None: all rows).
     ``name`` names the dataset in the results and file names (default
@@ -871,10 +971,10 @@ def bench_data(
     Raises
     ------
     gbfocal.datasets.DataError
-        Before anything is trained: a target with one class, more than two
-        (multiclass is not supported yet), or missing values; a
-        ``positive`` that is not a class; a column type no engine takes;
-        shapes that disagree.
+        Before anything is trained: a target with one class, too many, or
+        missing values; a ``positive`` that is not a class, or given for a
+        multiclass target; a column type no engine takes; shapes that
+        disagree.
     BenchSetupError
         Before anything is trained: a class too small for the stratified
         splits (the message says which ``max_rows`` would do), or an
@@ -894,13 +994,17 @@ def bench_data(
         _check_output(folder, overwrite)
     _check_engines(config.engines)
     _check_splits(name, data, config, full_counts=(full.n_rows, full.n_positive))
-    negative, positive_label = data.class_labels
+    labels = data.class_labels or ()
+    if data.is_multiclass:
+        target = f"{len(labels)} classes, coded 0 … {len(labels) - 1} in this order: " + ", ".join(map(repr, labels))
+    else:
+        target = f"{labels[1]!r} (positive, coded 1) against {labels[0]!r} (coded 0)"
     about = {
         **_describe_dataset(name, data, config.max_rows, full_n_rows=full.n_rows),
         "source": source or "user data passed to gbfocal.bench.bench_data",
         "licence": None,
-        "target": f"{positive_label!r} (positive, coded 1) against {negative!r} (coded 0)",
-        "class_labels": [_json_label(negative), _json_label(positive_label)],
+        "target": target,
+        "class_labels": [_json_label(label) for label in labels],
         "categorical_features": [data.feature_names[j] for j in data.categorical_features],
         "has_missing": _has_missing(data.X),
     }
@@ -933,9 +1037,11 @@ def _run(
     load_start = _load_average()
     clock = time.perf_counter()
     # Before the workers start: they then load the compiled kernels from Numba's cache instead of compiling.
-    warm_up = _warm_up(config.engines, config.threads)
+    multiclass = any(data.is_multiclass for data in loaded.values())
+    warm_up = _warm_up(config.engines, config.threads, multiclass)
     worker_warm_ups: list[float] = []
 
+    n_tasks = sum(len(_engines_for(data, config)) for data in loaded.values()) * config.seeds
     bar = _Progress(n_tasks * len(_unique_candidates(config)), progress)
     dataset_info: list[dict[str, Any]] = []
     predictions: dict[str, dict[str, np.ndarray]] = {}
@@ -951,7 +1057,7 @@ def _run(
                 arrays[f"y__{seed}"] = data.y[split.test]
                 arrays[f"rows__{seed}"] = split.test
                 fold = _make_fold(data, split)
-                for engine in config.engines:
+                for engine in _engines_for(data, config):
                     yield _Task(name, seed, engine, fold, config)
 
     try:
@@ -959,7 +1065,7 @@ def _run(
             for task in tasks():
                 records += _run_task(task, bar.step)
         else:
-            records = _run_in_workers(tasks(), jobs, bar, config, worker_warm_ups)
+            records = _run_in_workers(tasks(), jobs, bar, config, worker_warm_ups, multiclass)
     finally:
         bar.close()
     wall = time.perf_counter() - clock
@@ -1002,6 +1108,15 @@ def _run(
             "recall_target": RECALL_TARGET,
             "subsample_random_state": 0,
             "grids": {m: [c.label() for c in candidates(m, config.grid)] for m in config.methods},
+            **(
+                {
+                    "grids_multiclass": {
+                        m: [c.label() for c in _mc.candidates(m, GRIDS[config.grid])] for m in config.methods
+                    }
+                }
+                if multiclass
+                else {}
+            ),
             "engine_params": {e: ENGINE_PARAMS[e] for e in config.engines},
         },
         "protocol": list(PROTOCOL),
@@ -1016,6 +1131,11 @@ def _run(
     if folder is not None:
         _write_outputs(result, folder, overwrite)
     return result
+
+
+def _engines_for(data: gd.Dataset, config: BenchConfig) -> tuple[str, ...]:
+    """The engines a dataset runs with: CatBoost (a binary-only reference here) skips multiclass data."""
+    return tuple(e for e in config.engines if not (data.is_multiclass and e == "catboost"))
 
 
 def _grid(names: Sequence[str], config: BenchConfig) -> Iterator[tuple[str, int, str, str]]:
@@ -1044,7 +1164,10 @@ def _run_task(task: _Task, step: Callable[[str], None]) -> list[dict[str, Any]]:
         record = _run_method(task, method, fits, step)
         record.update(dataset=task.dataset, seed=task.seed, n_fit=int(fold.y_fit.size))
         record.update(n_valid=int(fold.y_valid.size), n_test=int(fold.y_test.size))
-        record["n_test_positive"] = int(fold.y_test.sum())
+        if fold.balanced is None:
+            record["n_test_positive"] = int(fold.y_test.sum())
+        else:
+            record["n_test_per_class"] = np.bincount(fold.y_test, minlength=fold.balanced.size).tolist()
         out.append(record)
     return out
 
@@ -1052,7 +1175,7 @@ def _run_task(task: _Task, step: Callable[[str], None]) -> list[dict[str, Any]]:
 _WORKER_QUEUE: Any = None
 
 
-def _init_worker(queue: Any, engines: Sequence[str], threads: int) -> None:
+def _init_worker(queue: Any, engines: Sequence[str], threads: int, multiclass: bool = False) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
     # Ctrl-C reaches the whole process group: the parent alone handles it and ends the workers, so that the
@@ -1060,7 +1183,7 @@ def _init_worker(queue: Any, engines: Sequence[str], threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent compiled the kernels into Numba's on-disk cache; loading them here, before the first timed
     # fit, keeps that out of the training times too.
-    queue.put((_WARM_UP, _warm_up(engines, threads)))
+    queue.put((_WARM_UP, _warm_up(engines, threads, multiclass)))
 
 
 _WARM_UP = "warm-up"  # the tag of a worker's warm-up time on the progress queue
@@ -1071,7 +1194,12 @@ def _run_task_in_worker(task: _Task) -> list[dict[str, Any]]:
 
 
 def _run_in_workers(
-    tasks: Iterable[_Task], jobs: int, bar: _Progress, config: BenchConfig, warm_ups: list[float]
+    tasks: Iterable[_Task],
+    jobs: int,
+    bar: _Progress,
+    config: BenchConfig,
+    warm_ups: list[float],
+    multiclass: bool = False,
 ) -> list[dict[str, Any]]:
     """Run ``tasks`` in ``jobs`` fresh processes, forwarding their progress to ``bar``.
 
@@ -1101,7 +1229,7 @@ def _run_in_workers(
                 bar.step(message)
 
     records: list[dict[str, Any]] = []
-    initargs = (queue, config.engines, config.threads)
+    initargs = (queue, config.engines, config.threads, multiclass)
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs)
     try:
         pending = {pool.submit(_run_task_in_worker, task) for task in tasks}
@@ -1146,6 +1274,17 @@ def _take(X: Any, rows: np.ndarray) -> Any:
 
 def _make_fold(data: gd.Dataset, split: Split) -> _Fold:
     y_fit = data.y[split.fit]
+    if data.is_multiclass:
+        return _Fold(
+            X_fit=_take(data.X, split.fit),
+            y_fit=y_fit,
+            X_valid=_take(data.X, split.valid),
+            y_valid=data.y[split.valid],
+            X_test=_take(data.X, split.test),
+            y_test=data.y[split.test],
+            ratio=math.nan,
+            balanced=_mc.balanced_weights(y_fit, data.n_classes),
+        )
     n_pos = int(y_fit.sum())
     return _Fold(
         X_fit=_take(data.X, split.fit),
@@ -1163,29 +1302,41 @@ def _run_method(task: _Task, method: str, fits: dict[Candidate, _Fit], step: Cal
     from sklearn.metrics import average_precision_score
 
     fold, config, engine = task.fold, task.config, task.engine
+    multiclass = fold.balanced is not None
     tried: list[_Fit] = []
-    for cand in candidates(method, config.grid):
+    for cand in _mc.candidates(method, GRIDS[config.grid]) if multiclass else candidates(method, config.grid):
         fit = fits.get(cand)
         if fit is None:
             fit = _FITTERS[engine](cand, fold, config, task.seed, config.threads)
-            fit.valid_average_precision = float(average_precision_score(fold.y_valid, fit.margin_valid))
+            if multiclass:  # macro average precision, the multiclass primary metric
+                fit.valid_average_precision = _mc.macro_average_precision(fold.y_valid, _mc.softmax(fit.margin_valid))
+            else:
+                fit.valid_average_precision = float(average_precision_score(fold.y_valid, fit.margin_valid))
             fits[cand] = fit
             step(f"{task.dataset} seed {task.seed} {engine} {cand.loss} {cand.label()}")
         tried.append(fit)
     best = max(tried, key=lambda f: f.valid_average_precision)  # max keeps the first of equals
-    calibrated = best.candidate.calibrated_logit(best.margin_test, fold.ratio)
+    if multiclass:
+        calibrated = best.candidate.corrected_margins(best.margin_test, fold.balanced)
+        metrics = _mc.score(fold.y_test, best.margin_test, calibrated)
+    else:
+        calibrated = best.candidate.calibrated_logit(best.margin_test, fold.ratio)
+        metrics = score(fold.y_test, best.margin_test, calibrated)
+    weights = fold.balanced if multiclass else fold.ratio
     return {
         "engine": engine,
         "method": method,
-        "metrics": score(fold.y_test, best.margin_test, calibrated),
+        "task": "multiclass" if multiclass else "binary",
+        "metrics": metrics,
         "train_seconds": float(sum(f.seconds for f in tried)),
         "selected_fit_seconds": best.seconds,
         "n_fits": len(tried),
         "n_trees": best.n_trees,
-        "chosen": best.candidate.describe(fold.ratio),
+        "chosen": best.candidate.describe(weights),
+        "chosen_label": best.candidate.label(),
         "candidates": [
             {
-                **f.candidate.describe(fold.ratio),
+                **f.candidate.describe(weights),
                 "valid_average_precision": f.valid_average_precision,
                 "n_trees": f.n_trees,
                 "seconds": f.seconds,
@@ -1210,7 +1361,8 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     that it stays inside the metric's range (None with one seed; see
     :mod:`gbfocal._bench_stats`). ``paired`` has one entry per dataset ×
     engine × pair of :data:`PAIRS` whose two methods both ran: the per-seed
-    differences of average precision (``focal`` side minus ``baseline``), their
+    differences of the primary metric (:data:`PRIMARY`: average precision, or
+    macro average precision for multiclass records; ``focal`` side minus ``baseline``), their
     mean and 95% t-interval, how many seeds favour focal, the paired t-test's
     ``p_value`` and ``verdict``: ``"focal loses"`` (interval below 0), ``"focal
     wins"`` (above 0), ``"no clear difference"`` or ``"one seed: no
@@ -1223,7 +1375,9 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     summary = []
     for (dataset, engine, method), members in groups.items():
         entry: dict[str, Any] = {"dataset": dataset, "engine": engine, "method": method, "n_seeds": len(members)}
-        entry["metrics"] = {m: _stats.interval([f["metrics"][m] for f in members], METRIC_SCALES[m]) for m in METRICS}
+        metrics, scales = _task_metrics(members[0].get("task", "binary"))
+        entry["task"] = members[0].get("task", "binary")
+        entry["metrics"] = {m: _stats.interval([f["metrics"][m] for f in members], scales[m]) for m in metrics}
         entry["train_seconds"] = _stats.interval([f["train_seconds"] for f in members], "log")
         entry["n_trees"] = _stats.interval([f["n_trees"] for f in members], "log")
         summary.append(entry)
@@ -1234,8 +1388,9 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
             a, b = groups.get((dataset, engine, focal)), groups.get((dataset, engine, baseline))
             if not a or not b:
                 continue
-            ap_a = {f["seed"]: f["metrics"]["average_precision"] for f in a}
-            ap_b = {f["seed"]: f["metrics"]["average_precision"] for f in b}
+            primary = PRIMARY[a[0].get("task", "binary")]
+            ap_a = {f["seed"]: f["metrics"][primary] for f in a}
+            ap_b = {f["seed"]: f["metrics"][primary] for f in b}
             seeds = sorted(set(ap_a) & set(ap_b))
             # Rounded: equal APs computed in a different order must not read as a consistent tiny loss.
             diffs = [round(ap_a[s] - ap_b[s], 12) for s in seeds]
@@ -1246,7 +1401,7 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
                     "engine": engine,
                     "focal": focal,
                     "baseline": baseline,
-                    "metric": "average_precision",
+                    "metric": primary,
                     "n_seeds": len(seeds),
                     "seeds": seeds,
                     "differences": diffs,
@@ -1260,6 +1415,11 @@ def summarize(folds: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
         p["p_holm"] = adjusted
         p["verdict_holm"] = _holm_verdict(p["mean"], adjusted)
     return summary, paired
+
+
+def _task_metrics(task: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The metrics of a task (``"binary"`` or ``"multiclass"``) and the scale of each one's interval."""
+    return (_mc.METRICS, _mc.METRIC_SCALES) if task == "multiclass" else (METRICS, METRIC_SCALES)
 
 
 def _verdict(stats: dict[str, float | None]) -> str:
@@ -1347,7 +1507,11 @@ def _describe_dataset(
         "positive_rate": data.positive_rate,
         "full_n_rows": data.n_rows if full_n_rows is None else full_n_rows,
         "max_rows": max_rows,
+        "task": "multiclass" if data.is_multiclass else "binary",
     }
+    if data.is_multiclass:
+        out["n_classes"] = data.n_classes
+        out["class_counts"] = {str(c): int(n) for c, n in zip(data.class_labels or (), data.class_counts, strict=True)}
     info = gd.DATASETS.get(name)
     if info is not None and full_n_rows is None:
         if info.package is not None:
@@ -1574,6 +1738,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Focal loss − weighted logloss (and − logloss): average precision on the test part",
             "",
+            "Multiclass datasets compare macro average precision (one-vs-rest, averaged over classes), and their "
+            "weighted logloss is class-balanced softmax cross-entropy (see Protocol). "
             "Paired by seed (same split, same trees budget); mean difference, 95% t-interval and paired t-test "
             f"p-value; the Holm columns correct for all {len(paired)} paired tests of this run together "
             "(Holm-Bonferroni): trust those when scanning the whole table for wins and losses.",
@@ -1583,8 +1749,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---:|---|---:|---:|---|---:|---|",
         ]
         for p in paired:
+            macro = " (macro AP)" if p.get("metric") == PRIMARY["multiclass"] else ""
             lines.append(
-                f"| {p['dataset']} | {p['engine']} | {p['focal']} − {p['baseline']} | {_signed(p['mean'], 4)} | "
+                f"| {p['dataset']} | {p['engine']} | {p['focal']} − {p['baseline']}{macro} | {_signed(p['mean'], 4)} | "
                 f"{_fmt_interval(p, 4)} | {p['focal_better_seeds']}/{p['n_seeds']} | {_fmt_p(p.get('p_value'))} | "
                 f"{p['verdict']} | {_fmt_p(p.get('p_holm'))} | {p.get('verdict_holm', 'n/a')} |"
             )
@@ -1592,9 +1759,18 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     for ds in results["datasets"]:
         sub = f" (stratified subsample of {ds['full_n_rows']:,})" if ds["n_rows"] < ds["full_n_rows"] else ""
+        multiclass = ds.get("task") == "multiclass"
+        metrics, labels, digits = (
+            (_mc.METRICS, _mc.METRIC_LABELS, _mc.DIGITS) if multiclass else (METRICS, METRIC_LABELS, _DIGITS)
+        )
+        primary = PRIMARY["multiclass" if multiclass else "binary"]
+        if multiclass:
+            counts = ", ".join(f"{c} {n:,}" for c, n in ds["class_counts"].items())
+            size = f"{ds['n_classes']} classes ({counts})"
+        else:
+            size = f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})"
         lines += [
-            f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, "
-            f"{ds['n_positive']:,} positives ({ds['positive_rate']:.2%})",
+            f"## {ds['name']}: {ds['n_rows']:,} rows{sub}, {ds['n_features']} features, {size}",
             "",
             *(
                 [f"Data: {ds['source']}. Target: {ds['target']}.", ""]
@@ -1602,20 +1778,26 @@ def render_markdown(results: dict[str, Any]) -> str:
                 else []
             ),
             "Test-set metrics, mean over seeds [95% interval, on the logit or log scale: see Protocol] (higher "
-            "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine is in "
-            "bold). Training seconds exclude kernel compilation (the compile/load line above).",
+            + (
+                "is better for macro AP, macro F1 and balanced accuracy, lower for Brier and log loss; the best "
+                "macro AP per engine is in bold; trees are boosting rounds, K trees each). "
+                if multiclass
+                else "is better for AP, ROC-AUC and P@R=0.5, lower for Brier and log loss; the best AP per engine "
+                "is in bold). "
+            )
+            + "Training seconds exclude kernel compilation (the compile/load line above).",
             "",
-            "| engine | method | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | trees | train s |",
-            "|---|---|" + "---:|" * (len(METRICS) + 2),
+            "| engine | method | " + " | ".join(labels[m] for m in metrics) + " | trees | train s |",
+            "|---|---|" + "---:|" * (len(metrics) + 2),
         ]
         rows = [s for s in results["summary"] if s["dataset"] == ds["name"]]
         best = {}
         for s in rows:
-            ap = s["metrics"]["average_precision"]["mean"]
+            ap = s["metrics"][primary]["mean"]
             best[s["engine"]] = max(best.get(s["engine"], -math.inf), ap)
         for s in rows:
-            cells = [_fmt(s["metrics"][m], _DIGITS[m]) for m in METRICS]
-            if s["metrics"]["average_precision"]["mean"] == best[s["engine"]]:
+            cells = [_fmt(s["metrics"][m], digits[m]) for m in metrics]
+            if s["metrics"][primary]["mean"] == best[s["engine"]]:
                 cells[0] = f"**{cells[0]}**"
             cells += [_fmt(s["n_trees"], 0), _fmt(s["train_seconds"], 2)]
             lines.append(f"| {s['engine']} | {s['method']} | " + " | ".join(cells) + " |")
@@ -1702,11 +1884,12 @@ def _tuned_choices(folds: list[dict[str, Any]], dataset: str) -> list[str]:
         for f in folds:
             if f["dataset"] == dataset and f["method"] == method:
                 c = f["chosen"]
-                label = (
-                    f"α={c['alpha']:g} γ={c['gamma']:g}"
-                    if c["loss"] == "focal"
-                    else f"t={c['weight_exponent']:.2g} (spw {c['scale_pos_weight']:.3g})"
-                )
+                if f.get("task") == "multiclass":
+                    label = f["chosen_label"]
+                elif c["loss"] == "focal":
+                    label = f"α={c['alpha']:g} γ={c['gamma']:g}"
+                else:
+                    label = f"t={c['weight_exponent']:.2g} (spw {c['scale_pos_weight']:.3g})"
                 counts = by_engine.setdefault(f["engine"], {})
                 counts[label] = counts.get(label, 0) + 1
         for engine, counts in by_engine.items():

@@ -119,9 +119,9 @@ def _parser() -> argparse.ArgumentParser:
             f"xgboost and lightgbm, {_DEFAULT['seeds']} seeds, a few minutes on 2 cores."
         ),
         epilog=(
-            f"--full sets {_FULL['seeds']} seeds, every installed real dataset, at most {_FULL['rounds']} trees with "
-            f"patience {_FULL['early_stopping']}, the 9-candidate grids, and adds catboost when it is installed; "
-            "options given explicitly win."
+            f"--full sets {_FULL['seeds']} seeds, every installed real dataset (binary and multiclass), at most "
+            f"{_FULL['rounds']} trees with patience {_FULL['early_stopping']}, the 9-candidate grids, and adds "
+            "catboost (binary datasets only) when it is installed; options given explicitly win."
         ),
     )
     bench.add_argument(
@@ -134,14 +134,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--data",
         metavar="PATH",
-        help="benchmark your own data: a CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) file with a binary target "
-        "column (needs --target); string columns are used as categories, empty cells as missing values",
+        help="benchmark your own data: a CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) file with a binary or "
+        "multiclass target column (needs --target); string columns are used as categories, empty cells as missing "
+        "values",
     )
     bench.add_argument("--target", metavar="COLUMN", help="with --data: the label column")
     bench.add_argument(
         "--positive",
         metavar="LABEL",
-        help="with --data: the positive class, as written in the file (default: the rarer class)",
+        help="with --data and a binary target: the positive class, as written in the file (default: the rarer class)",
     )
     bench.add_argument(
         "--engines",
@@ -306,6 +307,8 @@ def _list_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             f"{name:<28} {installed:<10} {info.n_rows:>9,} {info.n_features:>8} {info.n_positive:>9,} "
             f"{info.positive_rate:>7.2%}  {info.licence}"
         )
+        if info.n_classes > 2:
+            print(f"{'':<4}multiclass: {info.n_classes} classes; 'positives' is the size of the rarest class")
         print(f"{'':<4}source: {info.source}")
         print(f"{'':<4}target: {info.target}")
     print(f"\ndefault: {_datasets.DEFAULT_DATASET}, stratified subsample of {_datasets.DEFAULT_MAX_ROWS:,} rows")

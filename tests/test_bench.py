@@ -288,9 +288,9 @@ def test_kernels_are_warm_before_the_first_timed_fit(monkeypatch):
     events = []
     real_warm_up, real_fitters = bench._warm_up, dict(bench._FITTERS)
 
-    def warm_up(engines, threads):
+    def warm_up(engines, threads, multiclass=False):
         events.append("warm-up")
-        return real_warm_up(engines, threads)
+        return real_warm_up(engines, threads, multiclass)
 
     def fitter(engine):
         def fit(*args):

@@ -1,6 +1,6 @@
 """``gbfocal bench --data`` and :func:`gbfocal.bench.bench_data`: the bench on the user's own data.
 
-Every refusal (missing column, one class, multiclass, unknown positive
+Every refusal (missing column, one class, a multiclass class too small, unknown positive
 label, a class too small for the splits) happens before any training: the
 output folder is never created.
 """
@@ -106,11 +106,11 @@ def test_cli_one_class_is_refused(tmp_path):
     assert "target 'label' has one class ('stay')" in err
 
 
-def test_cli_multiclass_is_refused_clearly(tmp_path):
-    frame = _frame().assign(label=lambda f: np.resize(["a", "b", "c"], len(f)))
+def test_cli_multiclass_with_a_class_of_one_row_is_refused_clearly(tmp_path):
+    frame = _frame().assign(label=lambda f: np.resize(["a", "b"], len(f)))
+    frame.loc[frame.index[0], "label"] = "c"  # one row of class 'c'
     err = _refused(tmp_path, frame, "--target", "label")
-    assert "target 'label' has 3 classes" in err and "one class against the rest" in err
-    assert "multiclass targets need gbfocal's multiclass support, not available yet" in err
+    assert "has 1 rows of class 'c'" in err and "drop that class's rows or merge it with another class" in err
 
 
 def test_cli_unknown_positive_lists_the_classes(tmp_path):

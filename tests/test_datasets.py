@@ -21,6 +21,7 @@ from gbfocal import datasets
 from gbfocal.datasets import DATASETS, DEFAULT_DATASET, DEFAULT_MAX_ROWS, Dataset, available, load, make_synthetic
 
 REAL = [name for name, info in DATASETS.items() if info.package is not None]
+BINARY = [name for name in REAL if DATASETS[name].n_classes == 2]
 LEAKING_FLIGHT_COLUMNS = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time", "tailnum", "time_hour"}
 
 
@@ -40,7 +41,7 @@ def _full(name: str) -> Dataset:
 def _check_representation(data: Dataset) -> None:
     assert data.X.dtype == np.float32 and data.X.ndim == 2 and data.X.flags.c_contiguous
     assert data.y.dtype == np.int8 and data.y.shape == (data.n_rows,)
-    assert set(np.unique(data.y).tolist()) <= {0, 1}
+    assert set(np.unique(data.y).tolist()) <= set(range(data.n_classes))
     assert len(data.feature_names) == data.n_features == len(set(data.feature_names))
     assert not np.isinf(data.X).any()
     for j in data.categorical_features:
