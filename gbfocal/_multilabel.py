@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numbers
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -544,3 +545,60 @@ def _label_totals(y: np.ndarray, w: np.ndarray) -> np.ndarray:
         n_pos = np.count_nonzero(pos, axis=0).astype(np.float64)
         return np.column_stack([n_pos, y.shape[0] - n_pos])
     return np.column_stack([w @ pos, w @ ~pos]).astype(np.float64)
+
+
+#: What ``focal_alpha=None`` means for every label of a multi-label estimator (Lin et al.'s value with γ = 2).
+MULTILABEL_DEFAULT_ALPHA = 0.25
+
+
+def estimator_multilabel_loss(
+    estimator: Any, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> MultilabelFocalLoss:
+    """The :class:`MultilabelFocalLoss` of an estimator's ``focal_*`` parameters for an ``(n, K)`` label matrix.
+
+    ``focal_alpha``: ``None`` (0.25 for every label), a float (every label),
+    a sequence of K floats in (0, 1) (label column k's positive weight), or
+    ``"balanced"``: per label ``α_k = W₀ₖ / (W₀ₖ + W₁ₖ)`` from its
+    (sample-weighted) class totals, the binary ``"balanced"`` rule applied to
+    each label. A mapping is refused (label columns have no names).
+    ``focal_hessian``: a binary policy, None for ``"positive"``. Errors name
+    the estimator's parameter.
+    """
+    y = as_label_matrix(y, "y")
+    k = y.shape[1]
+    alpha = estimator.focal_alpha
+    if alpha is None:
+        alpha = MULTILABEL_DEFAULT_ALPHA
+    elif isinstance(alpha, str):
+        if alpha != "balanced":
+            raise ValueError(f"focal_alpha must be None, a float, a sequence or 'balanced', got {alpha!r}")
+        w = _or_empty(V.as_weights(sample_weight, y.shape[0]))
+        totals = _label_totals(y, _scaled(w)[0])
+        single = np.flatnonzero((totals == 0.0).any(axis=1))
+        if single.size:
+            raise ValueError(
+                f"focal_alpha='balanced' needs both classes in every label column; column(s) "
+                f"{single[:10].tolist()} of y hold a single class"
+            )
+        alpha = [float(t0 / (t1 + t0)) for t1, t0 in totals.tolist()]
+    elif isinstance(alpha, Mapping):
+        raise TypeError(
+            "focal_alpha as a mapping names classes; multi-label columns have no names: give one float in (0, 1) "
+            f"per label column, in order (K = {k}), a float for every label, or 'balanced'"
+        )
+    alpha = _check_label_alpha(alpha, "focal_alpha")
+    if not isinstance(alpha, float) and len(alpha) != k:
+        raise ValueError(
+            f"focal_alpha has {len(alpha)} per-label values but y has K = {k} label columns; give one float in "
+            "(0, 1) per label column, one float for every label, or 'balanced'"
+        )
+    loss = MultilabelFocalLoss(
+        alpha,
+        V.check_gamma(estimator.focal_gamma, "focal_gamma"),
+        hessian=V.check_hessian(
+            DEFAULT_HESSIAN if estimator.focal_hessian is None else estimator.focal_hessian,
+            HESSIAN_POLICIES,
+            "focal_hessian",
+        ),
+    )
+    return loss
