@@ -13,7 +13,13 @@ Native API::
                         obj=gfx.objective(loss), custom_metric=gfx.metric(loss),
                         evals=[(dvalid, "valid")])
 
-scikit-learn API: :class:`XGBFocalClassifier` (two classes or more).
+scikit-learn API: :class:`XGBFocalClassifier` (two classes or more, or an
+``(n, K)`` 0/1 label matrix: multi-label).
+
+Multi-label (:class:`~gbfocal.MultilabelFocalLoss`): a DMatrix with an
+``(n, K)`` 0/1 label matrix, ``objective="binary:logistic"`` per label (K
+outputs; either ``multi_strategy``), and ``base_score`` the K probabilities
+σ(init_score) (XGBoost >= 3.1 keeps the vector in the model).
 
 Every function takes either loss and asks it how many margins a row has
 (``loss.n_outputs``); nothing here branches on the loss's class.
@@ -186,10 +192,14 @@ def _margins_of(loss: Loss, predt: Any) -> Any:
         return _one_margin_per_row(predt)
     shape = tuple(getattr(predt, "shape", ()))
     if len(shape) != 2 or shape[1] < 2:
+        if loss.link == "softmax":
+            raise ValueError(
+                f"expected one raw margin per class, shape (n, K), got predictions of shape {shape}; a multiclass "
+                "loss needs objective='multi:softprob' and num_class=K (gbfocal.xgboost.params and train set both)"
+            )
         raise ValueError(
-            f"expected K raw margins per row, shape (n, K), got predictions of shape {shape}; a multiclass loss "
-            "needs objective='multi:softprob' and num_class=K (gbfocal.xgboost.params and train set both), a "
-            "multi-label loss a DMatrix with an (n, K) label matrix"
+            f"expected one raw margin per label, shape (n, K), got predictions of shape {shape}; a multi-label "
+            "loss needs a DMatrix with an (n, K) 0/1 label matrix (XGBoost then grows K outputs)"
         )
     return predt
 
@@ -397,14 +407,14 @@ _OBJECTIVES = {"logit": "binary:logistic", "softmax": "multi:softprob"}
 _VECTOR_START_XGBOOST = (3, 1)
 
 
-def _check_vector_start() -> None:
+def _check_vector_start(what: str = "MulticlassFocalLoss") -> None:
     """Refuse, with the fix, a K-output focal model on an XGBoost that cannot hold its start vector."""
     version = tuple(int(part) for part in re.findall(r"\d+", xgb.__version__)[:2])
     if version < _VECTOR_START_XGBOOST:
         raise RuntimeError(
-            f"MulticlassFocalLoss and MultilabelFocalLoss need xgboost >= 3.1, found {xgb.__version__}: earlier "
-            "releases take one number as base_score, so the focal starting margins could not be stored in the "
-            "model; pip install -U 'xgboost>=3.1'"
+            f"{what} needs xgboost >= 3.1, found {xgb.__version__}: earlier releases take one number "
+            "as base_score, so the focal starting margins could not be stored in the model; "
+            "pip install -U 'xgboost>=3.1'"
         )
 
 
@@ -435,7 +445,7 @@ def _focal_params(
         )
     out["objective"] = link
     if n_outputs != 1:
-        _check_vector_start()
+        _check_vector_start("MulticlassFocalLoss" if softmax else "MultilabelFocalLoss")
     if softmax:
         out["num_class"] = n_outputs
     if start is not None and out.get("base_score") is None:
@@ -490,9 +500,13 @@ def params(
       and ``base_score=`` the K margins ``init_score`` (XGBoost >= 3.1 keeps
       the vector in the model, so the saved model starts there without
       gbfocal); ``predict`` returns softmax(margins).
+    * :class:`~gbfocal.MultilabelFocalLoss`: ``objective="binary:logistic"``
+      with K outputs (XGBoost reads K from the ``(n, K)`` label matrix;
+      ``num_class`` is refused; ``multi_strategy`` passes through) and
+      ``base_score=`` the K probabilities σ(init_score).
 
     ``data`` is the labelled training DMatrix, or the training labels of
-    shape ``(n,)``. A ``base_score`` in ``xgb_params`` is kept. Every other
+    shape ``(n,)`` or ``(n, K)``. A ``base_score`` in ``xgb_params`` is kept. Every other
     parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
     included, passes through untouched.
 
@@ -539,13 +553,14 @@ def train(
     """``xgboost.train`` with the focal objective, metric and starting score set.
 
     Trains on ``dtrain`` (labels in {0, 1} for :class:`~gbfocal.FocalLoss`,
-    class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`;
-    optional weights) with :func:`objective` and, unless ``custom_metric`` is
+    class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`, an
+    ``(n, K)`` 0/1 matrix for :class:`~gbfocal.MultilabelFocalLoss`;
+    optional row weights) with :func:`objective` and, unless ``custom_metric`` is
     given, :func:`metric` reported for every set in ``evals`` (early
     stopping minimises it; XGBoost's default metric is then switched off
     unless ``params`` name an ``eval_metric``). ``params`` (None: ``{}``) go
-    through :func:`params`: the link (``binary:logistic``, or
-    ``multi:softprob`` with ``num_class``) and ``base_score`` from
+    through :func:`params`: the link (``binary:logistic``, also per label,
+    or ``multi:softprob`` with ``num_class``) and ``base_score`` from
     ``loss.init_score`` are added; when continuing from ``xgb_model`` the
     loaded model's starting score is kept. The objective and metric use
     ``nthread`` (or ``n_jobs``) threads when set. ``objective_device`` is
@@ -649,7 +664,8 @@ def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix
     classes), which under focal loss is under-confident; this returns the
     recovered class posterior, float64: shape ``(n,)``, P(y = 1 | x), for
     :class:`~gbfocal.FocalLoss`, ``(n, K)`` with rows summing to 1 for
-    :class:`~gbfocal.MulticlassFocalLoss`. ``loss=None`` takes the loss
+    :class:`~gbfocal.MulticlassFocalLoss`, ``(n, K)`` per-label P(y_k = 1 | x)
+    for :class:`~gbfocal.MultilabelFocalLoss`. ``loss=None`` takes the loss
     stored in the booster (:func:`booster_loss`); a given ``loss`` must have
     the stored α and γ, if there is one. After early stopping the best
     iteration's trees are used (as the scikit-learn API does), unless
@@ -858,7 +874,7 @@ def _base_score_from_meta(meta: Mapping[str, Any], n_classes: int, n_outputs: in
 
 def _label_columns(y: object) -> int | None:
     """K for an ``(n, K)`` label matrix with K >= 2 columns (multi-label), else None (one label per row)."""
-    shape = np.shape(y)
+    shape = np.asarray(y).shape
     return shape[1] if len(shape) == 2 and shape[1] >= 2 else None
 
 
@@ -913,6 +929,16 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       posterior recovered from the focal margins (``loss.posterior``);
       ``"sigmoid"`` or ``"softmax"`` (one switch, two names) returns the
       engine's own σ(margin) / softmax(margins), under-confident for γ > 0.
+    * Multi-label: ``fit(X, Y)`` with an ``(n, K)`` 0/1 indicator ``Y``
+      (K >= 2) trains :class:`~gbfocal.MultilabelFocalLoss`, as
+      ``XGBClassifier`` trains multi-label ``binary:logistic``:
+      ``classes_ = [0, 1]``, ``predict_proba(X)`` is ``(n, K)``, each
+      label's recovered posterior (``"sigmoid"``: σ(margin)), ``predict(X)``
+      the indicator matrix ``predict_proba > 0.5`` in ``Y``'s dtype,
+      ``decision_function`` its logit. ``focal_alpha``: None (0.25 for every
+      label), a float, one float in (0, 1) per label column, or
+      ``"balanced"`` (per label ``W₀ₖ / (W₀ₖ + W₁ₖ)``). Every label column
+      needs both classes; ``eval_set`` labels are ``(n_eval, K)`` too.
     * ``decision_function(X)``: scikit-learn's convention. Two classes:
       shape ``(n,)``, the log-odds of ``predict_proba(X)[:, 1]`` (> 0 exactly
       where ``predict`` picks ``classes_[1]``). K classes: shape ``(n, K)``,
@@ -1073,10 +1099,11 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         xgb_model: Any = None,
         **kwargs: Any,
     ) -> XGBFocalClassifier:
-        """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (shape ``(n,)``).
+        """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (``(n,)`` or ``(n, K)``).
 
         Two classes train :class:`~gbfocal.FocalLoss`, more train
-        :class:`~gbfocal.MulticlassFocalLoss` (see the class docstring for
+        :class:`~gbfocal.MulticlassFocalLoss`, an ``(n, K)`` 0/1 matrix
+        :class:`~gbfocal.MultilabelFocalLoss` (see the class docstring for
         ``focal_alpha``). ``sample_weight`` (shape ``(n,)``) weighs rows;
         ``eval_set`` is a list of ``(X_eval, y_eval)`` with labels among
         those of ``y``; other keyword arguments (``verbose``,

@@ -327,3 +327,21 @@ def test_lightgbm_multioutput_route_trains_one_binary_focal_model_per_label():
     proba = np.column_stack([p[:, 1] for p in model.predict_proba(X[2000:])])
     assert model.predict(X[2000:]).shape == (1000, 3)
     assert np.all(np.abs(proba - eta[2000:]).mean(axis=0) < 0.1)
+
+
+def test_an_xgboost_that_cannot_store_the_start_vector_is_refused_with_the_fix(monkeypatch):
+    X, _, y = _data(300, seed=9)
+    monkeypatch.setattr(xgb, "__version__", "3.0.5")
+    with pytest.raises(RuntimeError, match=r"MultilabelFocalLoss needs xgboost >= 3\.1, found 3\.0\.5"):
+        gfx.train(MultilabelFocalLoss(), HIST, xgb.DMatrix(X, label=y), 1)
+    with pytest.raises(RuntimeError, match=r"MultilabelFocalLoss needs xgboost >= 3\.1"):
+        XGBFocalClassifier(n_estimators=1).fit(X, y)
+
+
+def test_margins_of_the_wrong_shape_name_the_multilabel_fix():
+    X, _, y = _data(300, seed=10)
+    dtrain = xgb.DMatrix(X, label=y)
+    with pytest.raises(ValueError, match=r"expected one raw margin per label.*\(n, K\) 0/1 label matrix"):
+        gfx.objective(MultilabelFocalLoss())(np.zeros(300, dtype=np.float32), dtrain)
+    with pytest.raises(ValueError, match=r"the margins have 2 columns but the labels have K = 3 label columns"):
+        gfx.metric(MultilabelFocalLoss())(np.zeros((300, 2), dtype=np.float32), dtrain)
