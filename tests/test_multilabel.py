@@ -345,3 +345,18 @@ def test_margins_of_the_wrong_shape_name_the_multilabel_fix():
         gfx.objective(MultilabelFocalLoss())(np.zeros(300, dtype=np.float32), dtrain)
     with pytest.raises(ValueError, match=r"the margins have 2 columns but the labels have K = 3 label columns"):
         gfx.metric(MultilabelFocalLoss())(np.zeros((300, 2), dtype=np.float32), dtrain)
+
+
+def test_a_plain_xgboost_multilabel_file_loads_with_its_own_probabilities(tmp_path):
+    X, _, y = _data(500, seed=11)
+    plain = xgb.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y.astype(int))
+    path = tmp_path / "plain.json"
+    plain.save_model(path)
+    clf = XGBFocalClassifier()
+    clf.load_model(path)
+    assert clf.focal_proba == "sigmoid"
+    np.testing.assert_allclose(clf.predict_proba(X), plain.predict_proba(X), rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), plain.predict(X))
+    clf.focal_proba = "posterior"
+    with pytest.raises(ValueError, match="no focal posterior to recover"):
+        clf.predict_proba(X)
