@@ -18,6 +18,7 @@ from gbfocal._multiclass import (
     MulticlassFocalLoss,
     MulticlassPreparedRows,
 )
+from gbfocal._multilabel import MultilabelFocalLoss, MultilabelPreparedRows
 
 if TYPE_CHECKING:
     from gbfocal.dask import DaskLGBMFocalClassifier, DaskXGBFocalClassifier
@@ -44,6 +45,8 @@ __all__ = [
     "LGBMFocalClassifier",
     "MulticlassFocalLoss",
     "MulticlassPreparedRows",
+    "MultilabelFocalLoss",
+    "MultilabelPreparedRows",
     "PreparedRows",
     "XGBFocalClassifier",
     "__version__",

@@ -182,6 +182,11 @@ class FocalLoss:
         """Margins per row: 1 (the engine adapters ask every loss; a K-class loss answers K)."""
         return 1
 
+    @property
+    def link(self) -> str:
+        """``"logit"``: the margin is the log-odds (engines: ``binary:logistic``); softmax losses say ``"softmax"``."""
+        return "logit"
+
     def prepared(
         self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int | None = None
     ) -> PreparedRows:
@@ -506,12 +511,25 @@ def loss_types() -> tuple[type, ...]:
     return (FocalLoss, MulticlassFocalLoss)
 
 
-def check_loss(loss: object, binary_only: bool = False) -> Any:
+def check_loss(loss: object, binary_only: bool = False, multilabel: bool = False) -> Any:
     """``loss`` itself if it is a gbfocal loss; the engine adapters' argument check.
 
-    ``binary_only`` for the few paths that exist for the binary loss alone.
+    ``binary_only`` for the few paths that exist for the binary loss alone;
+    ``multilabel`` where the engine grows trees with K outputs for a
+    ``(n, K)`` label matrix (XGBoost), which a :class:`~gbfocal.MultilabelFocalLoss`
+    needs: elsewhere it is refused with the scikit-learn route.
     """
+    from gbfocal._multilabel import MultilabelFocalLoss  # no import cycle: imported at call time
+
     allowed = (FocalLoss,) if binary_only else loss_types()
+    if multilabel and not binary_only:
+        allowed = (*allowed, MultilabelFocalLoss)
+    elif isinstance(loss, MultilabelFocalLoss):
+        raise TypeError(
+            "gbfocal.MultilabelFocalLoss needs an engine that trains one tree ensemble for K outputs (XGBoost: "
+            "gbfocal.xgboost); here train one binary FocalLoss per label, e.g. "
+            "sklearn.multioutput.MultiOutputClassifier(gbfocal.LGBMFocalClassifier(...))"
+        )
     if not isinstance(loss, allowed):
         names = " or ".join(f"gbfocal.{t.__name__}" for t in allowed)
         raise TypeError(f"loss must be a {names}, got {type(loss).__name__}")
@@ -519,13 +537,15 @@ def check_loss(loss: object, binary_only: bool = False) -> Any:
 
 
 def loss_from_dict(record: object, where: str = "the loss record") -> Any:
-    """The loss of a :meth:`FocalLoss.to_dict` / :meth:`MulticlassFocalLoss.to_dict` record, every field checked.
+    """The loss of a ``to_dict`` record of any gbfocal loss (binary, multiclass, multi-label), every field checked.
 
     Raises ``ValueError`` naming ``where`` for anything that is not such a record.
     """
     if not isinstance(record, dict):
         raise ValueError(f"{where} must be a dict written by gbfocal, got {type(record).__name__}")
-    by_name = {"focal": FocalLoss, "multiclass_focal": loss_types()[1]}
+    from gbfocal._multilabel import MultilabelFocalLoss
+
+    by_name = {"focal": FocalLoss, "multiclass_focal": loss_types()[1], "multilabel_focal": MultilabelFocalLoss}
     keys = {"loss", "alpha", "gamma", "hessian"}
     if set(record) != keys or record["loss"] not in by_name:
         raise ValueError(f"{where} is not a gbfocal loss record (keys {sorted(keys)}, loss in {sorted(by_name)})")

@@ -241,6 +241,11 @@ class MulticlassFocalLoss:
         """Margins per row, K: the length of ``alpha``, or None until the data say (``alpha=None``)."""
         return None if self._alpha is None else len(self._alpha)
 
+    @property
+    def link(self) -> str:
+        """``"softmax"``: the K margins are the softmax's logits (engines: ``multi:softprob``)."""
+        return "softmax"
+
     def to_dict(self) -> dict:
         """The loss as plain JSON-able data (what saved models record); ``gbfocal.loss_from_dict`` inverts it."""
         alpha = None if self._alpha is None else list(self._alpha)
@@ -569,6 +574,11 @@ class MulticlassPreparedRows:
         self.y, self.w, self.n_classes = state["y"], state["w"], state["n_classes"]
         self.n_rows = self.y.shape[0]
         self._setup()
+
+    @property
+    def n_outputs(self) -> int:
+        """Margins per row, K (every prepared-rows object states its width under this name)."""
+        return self.n_classes
 
     def margins(self, raw_prediction: np.ndarray) -> np.ndarray:
         z = as_margin_rows(raw_prediction)

@@ -69,6 +69,11 @@ def _as_1d(x: object, name: str) -> np.ndarray:
 
 def as_labels(y: object, name: str = "y_true") -> np.ndarray:
     """Labels as a contiguous float64 array with values in {0, 1} (no copy if already so)."""
+    if np.ndim(y) == 2 and np.shape(y)[1] > 1:
+        raise ValueError(
+            f"{name} must be 1-D, one 0/1 label per row, got a label matrix of shape {np.shape(y)}; for "
+            "multi-label data (one 0/1 column per label) use gbfocal.MultilabelFocalLoss"
+        )
     arr = _as_1d(y, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(

@@ -13,7 +13,13 @@ Native API::
                         obj=gfx.objective(loss), custom_metric=gfx.metric(loss),
                         evals=[(dvalid, "valid")])
 
-scikit-learn API: :class:`XGBFocalClassifier` (two classes or more).
+scikit-learn API: :class:`XGBFocalClassifier` (two classes or more, or an
+``(n, K)`` 0/1 label matrix: multi-label).
+
+Multi-label (:class:`~gbfocal.MultilabelFocalLoss`): a DMatrix with an
+``(n, K)`` 0/1 label matrix, ``objective="binary:logistic"`` per label (K
+outputs; either ``multi_strategy``), and ``base_score`` the K probabilities
+σ(init_score) (XGBoost >= 3.1 keeps the vector in the model).
 
 Every function takes either loss and asks it how many margins a row has
 (``loss.n_outputs``); nothing here branches on the loss's class.
@@ -79,6 +85,7 @@ from gbfocal._loss import (
     check_loss,
     loss_from_dict,
 )
+from gbfocal._multilabel import MultilabelFocalLoss, as_label_matrix, estimator_multilabel_loss
 
 __all__ = [
     "DEVICES",
@@ -106,16 +113,16 @@ DEVICES = ("cpu", "cuda")
 
 def _rows_of_dmatrix(dmatrix: xgb.DMatrix, loss: Loss | None = None, n_classes: int | None = None) -> Any:
     """``loss.prepared`` of the DMatrix's labels and weights (``loss=None``: the binary rows)."""
-    labels = dmatrix.get_label()
+    labels = dmatrix.get_label()  # (n,), or (n, K) for a label matrix
     if labels.size == 0:
         raise ValueError(
-            "the DMatrix has no labels; build it with xgboost.DMatrix(X, label=y) with y in {0, 1} (FocalLoss) "
-            "or class indices 0..K-1 (MulticlassFocalLoss)"
+            "the DMatrix has no labels; build it with xgboost.DMatrix(X, label=y) with y in {0, 1} (FocalLoss), "
+            "class indices 0..K-1 (MulticlassFocalLoss) or an (n, K) 0/1 matrix (MultilabelFocalLoss)"
         )
-    if labels.size != dmatrix.num_row():
+    if labels.shape[0] != dmatrix.num_row():
         raise ValueError(
-            f"the DMatrix has {labels.size} labels for {dmatrix.num_row()} rows; the focal losses need exactly "
-            "one class label per row (0/1, or a class index 0..K-1)"
+            f"the DMatrix has {labels.shape[0]} label rows for {dmatrix.num_row()} rows; the focal losses need "
+            "exactly one label (0/1, or a class index 0..K-1) or one row of K 0/1 labels per row"
         )
     if loss is None:
         return PreparedRows(labels, dmatrix.get_weight())
@@ -185,15 +192,20 @@ def _margins_of(loss: Loss, predt: Any) -> Any:
         return _one_margin_per_row(predt)
     shape = tuple(getattr(predt, "shape", ()))
     if len(shape) != 2 or shape[1] < 2:
+        if loss.link == "softmax":
+            raise ValueError(
+                f"expected one raw margin per class, shape (n, K), got predictions of shape {shape}; a multiclass "
+                "loss needs objective='multi:softprob' and num_class=K (gbfocal.xgboost.params and train set both)"
+            )
         raise ValueError(
-            f"expected one raw margin per class, shape (n, K), got predictions of shape {shape}; a multiclass "
-            "loss needs objective='multi:softprob' and num_class=K (gbfocal.xgboost.params and train set both)"
+            f"expected one raw margin per label, shape (n, K), got predictions of shape {shape}; a multi-label "
+            "loss needs a DMatrix with an (n, K) 0/1 label matrix (XGBoost then grows K outputs)"
         )
     return predt
 
 
 def _n_classes_of(predt: Any) -> int | None:
-    """K from XGBoost's margins: their width when 2-D, else None (one margin per row)."""
+    """K from XGBoost's margins (classes or labels): their width when 2-D, else None (one margin per row)."""
     shape = tuple(getattr(predt, "shape", ()))
     return shape[1] if len(shape) == 2 and shape[1] >= 2 else None
 
@@ -228,9 +240,14 @@ class FocalObjective:
     """
 
     def __init__(self, loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, multilabel=True)
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        if device == "cuda" and isinstance(self.loss, MultilabelFocalLoss):
+            raise ValueError(
+                "device='cuda' has no multi-label kernels yet; use device='cpu' (XGBoost may still train on the "
+                "GPU with params device='cuda': it copies the host gradients over)"
+            )
         self.device = device
         self.n_threads = V.check_n_threads(n_threads)
         self._init_state()
@@ -287,7 +304,7 @@ class FocalMetric:
     """
 
     def __init__(self, loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> None:
-        self.loss = check_loss(loss)
+        self.loss = check_loss(loss, multilabel=True)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
@@ -341,16 +358,19 @@ def _prepared(loss: Loss, data: object, sample_weight: object, n_classes: int | 
     return loss.prepared(data, sample_weight, n_classes)
 
 
-def _start(init_score: float | np.ndarray) -> float | list[float]:
-    """XGBoost's ``base_score`` for a focal-optimal start: σ(z₀) for one margin, the K margins themselves else.
+def _start(loss: Loss, init_score: float | np.ndarray) -> float | list[float]:
+    """XGBoost's ``base_score`` for a focal-optimal start ``init_score``, by the loss's link.
 
-    ``binary:logistic`` takes ``base_score`` as a probability and turns it
-    into the margin ``logit(base_score)``; ``multi:softprob`` (XGBoost 3.1+)
-    takes a vector ``base_score`` as the K starting margins as they are.
+    ``binary:logistic`` (link ``"logit"``) takes ``base_score`` as a
+    probability, or K of them for K outputs (XGBoost 3.1+), and turns each
+    into the margin ``logit(base_score)``: σ(z₀). ``multi:softprob``
+    (``"softmax"``, XGBoost 3.1+) takes a vector ``base_score`` as the K
+    starting margins as they are.
     """
-    if np.ndim(init_score) == 0:
-        return float(expit(init_score))
-    return [float(v) for v in np.asarray(init_score, dtype=np.float64)]
+    z = np.asarray(init_score, dtype=np.float64)
+    if loss.link == "logit":
+        z = expit(z)
+    return float(z) if z.ndim == 0 else [float(v) for v in z]
 
 
 def base_score(
@@ -363,47 +383,56 @@ def base_score(
     """XGBoost's ``base_score`` that starts boosting at ``loss.init_score``.
 
     ``data`` is a labelled DMatrix (its labels and weights are used) or the
-    labels, shape ``(n,)`` (0/1, or class indices 0..K-1), with optional
-    ``sample_weight`` of shape ``(n,)``. For :class:`~gbfocal.FocalLoss`
-    returns the probability ``σ(init_score)`` (``binary:logistic`` turns it
-    back into the margin ``logit(base_score)``, in float32); for
-    :class:`~gbfocal.MulticlassFocalLoss` the K starting margins
+    labels, shape ``(n,)`` (0/1, or class indices 0..K-1) or ``(n, K)``
+    (0/1 per label), with optional ``sample_weight`` of shape ``(n,)``. For
+    :class:`~gbfocal.FocalLoss` returns the probability ``σ(init_score)``
+    (``binary:logistic`` turns it back into the margin ``logit(base_score)``,
+    in float32); for :class:`~gbfocal.MultilabelFocalLoss` the K
+    probabilities ``σ(init_score)`` as a list (``binary:logistic`` per
+    label); for :class:`~gbfocal.MulticlassFocalLoss` the K starting margins
     ``init_score`` as a list (``multi:softprob`` uses a vector
-    ``base_score`` as margins; XGBoost >= 3.1). ``n_classes``: K, where
-    neither ``loss.alpha`` nor the labels show it.
+    ``base_score`` as margins). Vectors need XGBoost >= 3.1. ``n_classes``:
+    K, where neither ``loss.alpha`` nor the labels show it.
     """
-    return _start(_prepared(check_loss(loss), data, sample_weight, n_classes).init_score(loss))
+    loss = check_loss(loss, multilabel=True)
+    return _start(loss, _prepared(loss, data, sample_weight, n_classes).init_score(loss))
 
 
-_LINKS = {1: "binary:logistic"}  # one margin per row; K margins: "multi:softprob"
-
-
-def _link(n_outputs: int) -> str:
-    return _LINKS.get(n_outputs, "multi:softprob")
+#: XGBoost's objective for each link a loss states (``loss.link``): it turns
+#: ``base_score`` into the starting margins and margins into ``predict``'s output.
+_OBJECTIVES = {"logit": "binary:logistic", "softmax": "multi:softprob"}
 
 
 #: The first XGBoost whose ``base_score`` may be a vector: the multiclass start lives in the model.
 _VECTOR_START_XGBOOST = (3, 1)
 
 
-def _check_vector_start() -> None:
-    """Refuse, with the fix, a multiclass focal model on an XGBoost that cannot hold its start vector."""
+def _check_vector_start(what: str = "MulticlassFocalLoss") -> None:
+    """Refuse, with the fix, a K-output focal model on an XGBoost that cannot hold its start vector."""
     version = tuple(int(part) for part in re.findall(r"\d+", xgb.__version__)[:2])
     if version < _VECTOR_START_XGBOOST:
         raise RuntimeError(
-            f"MulticlassFocalLoss needs xgboost >= 3.1, found {xgb.__version__}: earlier releases take one number "
+            f"{what} needs xgboost >= 3.1, found {xgb.__version__}: earlier releases take one number "
             "as base_score, so the focal starting margins could not be stored in the model; "
             "pip install -U 'xgboost>=3.1'"
         )
 
 
-def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, n_outputs: int = 1) -> dict[str, Any]:
-    """``params`` with the loss's link (and ``num_class`` for K outputs) and, unless given, the focal start."""
+def _focal_params(
+    params: Mapping[str, Any], start: float | list[float] | None, n_outputs: int = 1, link: str | None = None
+) -> dict[str, Any]:
+    """``params`` with the loss's link (and ``num_class`` for K classes) and, unless given, the focal start.
+
+    ``link`` is ``loss.link``; None: ``"logit"`` for one output, ``"softmax"`` for more.
+    """
     out = dict(params)
-    link = _link(n_outputs)
+    if link is None:
+        link = "logit" if n_outputs == 1 else "softmax"
+    softmax = link == "softmax"
+    link = _OBJECTIVES[link]
     given = out.get("objective")
     if given is not None and given != link:
-        what = "base_score is a probability" if n_outputs == 1 else "base_score holds the K starting margins"
+        what = "base_score holds the K starting margins" if softmax else "base_score is a probability per output"
         raise ValueError(
             f"objective={given!r} conflicts with the focal loss: gbfocal supplies the gradients and needs "
             f"objective={link!r} for the link (predict returns probabilities, {what}); leave objective unset"
@@ -416,7 +445,8 @@ def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, 
         )
     out["objective"] = link
     if n_outputs != 1:
-        _check_vector_start()
+        _check_vector_start("MulticlassFocalLoss" if softmax else "MultilabelFocalLoss")
+    if softmax:
         out["num_class"] = n_outputs
     if start is not None and out.get("base_score") is None:
         out["base_score"] = start
@@ -424,13 +454,24 @@ def _focal_params(params: Mapping[str, Any], start: float | list[float] | None, 
 
 
 def _n_outputs(loss: Loss, given: object, labels_k: Callable[[], int]) -> int:
-    """Margins per row for ``loss``: 1, or K from ``num_class``, ``len(alpha)`` or the labels (checked to agree)."""
+    """Margins per row for ``loss``: 1, or K from ``num_class``, ``len(alpha)`` or the labels (checked to agree).
+
+    ``num_class`` is XGBoost's softmax parameter; a per-output ``"logit"``
+    loss takes its K from the ``(n, K)`` label matrix and refuses it.
+    """
     if loss.n_outputs == 1:
         if given is not None and given not in (0, 1):
             raise ValueError(
                 f"num_class={given!r} with the binary FocalLoss; for K classes train a gbfocal.MulticlassFocalLoss"
             )
         return 1
+    if loss.link != "softmax":
+        if given is not None and given != 0:
+            raise ValueError(
+                f"num_class={given!r} is XGBoost's multiclass (softmax) parameter; {type(loss).__name__} takes K "
+                "from the (n, K) label matrix: leave num_class unset"
+            )
+        return labels_k()
     if given is not None:
         if isinstance(given, bool) or not isinstance(given, numbers.Integral) or given < 2:
             raise ValueError(f"num_class must be an int >= 2 for a multiclass loss, got {given!r}")
@@ -459,9 +500,13 @@ def params(
       and ``base_score=`` the K margins ``init_score`` (XGBoost >= 3.1 keeps
       the vector in the model, so the saved model starts there without
       gbfocal); ``predict`` returns softmax(margins).
+    * :class:`~gbfocal.MultilabelFocalLoss`: ``objective="binary:logistic"``
+      with K outputs (XGBoost reads K from the ``(n, K)`` label matrix;
+      ``num_class`` is refused; ``multi_strategy`` passes through) and
+      ``base_score=`` the K probabilities σ(init_score).
 
     ``data`` is the labelled training DMatrix, or the training labels of
-    shape ``(n,)``. A ``base_score`` in ``xgb_params`` is kept. Every other
+    shape ``(n,)`` or ``(n, K)``. A ``base_score`` in ``xgb_params`` is kept. Every other
     parameter, XGBoost's ``gamma`` (min split loss) and ``alpha`` (L1)
     included, passes through untouched.
 
@@ -469,18 +514,18 @@ def params(
     focal loss: use :func:`predict_posterior` (or the NumPy formula in the
     README, "Serving a saved focal model").
     """
-    loss = check_loss(loss)
+    loss = check_loss(loss, multilabel=True)
     rows = None
 
     def labels_k() -> int:
         nonlocal rows
         rows = _prepared(loss, data, sample_weight)
-        return rows.n_classes
+        return rows.n_outputs
 
     k = _n_outputs(loss, xgb_params.get("num_class"), labels_k)
     if rows is None:
         rows = _prepared(loss, data, sample_weight, None if k == 1 else k)
-    return _focal_params(xgb_params, _start(rows.init_score(loss)), k)
+    return _focal_params(xgb_params, _start(loss, rows.init_score(loss)), k, loss.link)
 
 
 def _n_threads_of(params: Mapping[str, Any]) -> int | None:
@@ -508,13 +553,14 @@ def train(
     """``xgboost.train`` with the focal objective, metric and starting score set.
 
     Trains on ``dtrain`` (labels in {0, 1} for :class:`~gbfocal.FocalLoss`,
-    class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`;
-    optional weights) with :func:`objective` and, unless ``custom_metric`` is
+    class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`, an
+    ``(n, K)`` 0/1 matrix for :class:`~gbfocal.MultilabelFocalLoss`;
+    optional row weights) with :func:`objective` and, unless ``custom_metric`` is
     given, :func:`metric` reported for every set in ``evals`` (early
     stopping minimises it; XGBoost's default metric is then switched off
     unless ``params`` name an ``eval_metric``). ``params`` (None: ``{}``) go
-    through :func:`params`: the link (``binary:logistic``, or
-    ``multi:softprob`` with ``num_class``) and ``base_score`` from
+    through :func:`params`: the link (``binary:logistic``, also per label,
+    or ``multi:softprob`` with ``num_class``) and ``base_score`` from
     ``loss.init_score`` are added; when continuing from ``xgb_model`` the
     loaded model's starting score is kept. The objective and metric use
     ``nthread`` (or ``n_jobs``) threads when set. ``objective_device`` is
@@ -527,7 +573,7 @@ def train(
     ``(n,)`` or ``(n, K)``; ``predict`` gives σ or softmax of them, which is
     not P(y | x) under the focal loss: :func:`predict_posterior` is.
     """
-    loss = check_loss(loss)
+    loss = check_loss(loss, multilabel=True)
     params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of XGBoost parameters or None, got {type(params).__name__}")
@@ -541,10 +587,10 @@ def train(
         raise TypeError("gbfocal.xgboost.train supplies obj itself; call xgboost.train to use another objective")
     n_threads = _n_threads_of(params)
     obj = objective(loss, device=objective_device, n_threads=n_threads)
-    k = _n_outputs(loss, params.get("num_class"), lambda: obj.prepared(dtrain).n_classes)
+    k = _n_outputs(loss, params.get("num_class"), lambda: obj.prepared(dtrain).n_outputs)
     rows = obj.prepared(dtrain, None if k == 1 else k)
     continuing = train_kwargs.get("xgb_model") is not None
-    full = _focal_params(params, None if continuing else _start(rows.init_score(loss)), k)
+    full = _focal_params(params, None if continuing else _start(loss, rows.init_score(loss)), k, loss.link)
     if train_kwargs.get("custom_metric") is None:
         train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
         if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
@@ -618,7 +664,8 @@ def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix
     classes), which under focal loss is under-confident; this returns the
     recovered class posterior, float64: shape ``(n,)``, P(y = 1 | x), for
     :class:`~gbfocal.FocalLoss`, ``(n, K)`` with rows summing to 1 for
-    :class:`~gbfocal.MulticlassFocalLoss`. ``loss=None`` takes the loss
+    :class:`~gbfocal.MulticlassFocalLoss`, ``(n, K)`` per-label P(y_k = 1 | x)
+    for :class:`~gbfocal.MultilabelFocalLoss`. ``loss=None`` takes the loss
     stored in the booster (:func:`booster_loss`); a given ``loss`` must have
     the stored α and γ, if there is one. After early stopping the best
     iteration's trees are used (as the scikit-learn API does), unless
@@ -627,7 +674,7 @@ def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix
     if loss is None:
         loss = booster_loss(booster)
     else:
-        loss = check_loss(loss)
+        loss = check_loss(loss, multilabel=True)
         stored = booster.attr(LOSS_ATTR) if isinstance(booster, xgb.Booster) else None
         if stored is not None:
             trained = _loss_from_json(stored, f"the booster's {LOSS_ATTR!r} attribute")
@@ -772,34 +819,69 @@ def _focal_from_old_meta(meta: Mapping[str, Any]) -> tuple[FocalLoss, str]:
     return loss, _check_proba_mode(focal["focal_proba"])
 
 
-def _loss_from_meta(meta: Mapping[str, Any], n_classes: int) -> tuple[Loss, str]:
-    """The trained loss and ``focal_proba`` from saved metadata, checked against the number of classes."""
+def _booster_outputs(booster: xgb.Booster) -> int:
+    """Margins per row of a booster: K for ``num_class = K`` or ``num_target = K`` (multi-label), else 1."""
+    param = json.loads(booster.save_config())["learner"]["learner_model_param"]
+    return max(int(param.get("num_class", 0)), int(param.get("num_target", 1)), 1)
+
+
+def _check_loss_fits(loss: Loss, n_classes: int, n_outputs: int) -> None:
+    """Refuse a loss that does not fit a booster of ``n_classes`` classes and ``n_outputs`` margins per row.
+
+    The loss's link must be the booster's (softmax for K > 2 classes, else
+    logit) and its width ``n_outputs`` (None: any K >= 2).
+    """
+    link = "softmax" if n_classes > 2 else "logit"
+    width = loss.n_outputs
+    if loss.link != link or (width is None and n_outputs == 1) or width not in (None, n_outputs):
+        what = f"{n_classes} classes" if n_classes > 2 else f"{n_outputs} {link} output(s)"
+        raise ValueError(f"the loss {loss!r} does not fit the booster's {what}")
+
+
+def _loss_from_meta(meta: Mapping[str, Any], n_classes: int, n_outputs: int | None = None) -> tuple[Loss, str]:
+    """The trained loss and ``focal_proba`` from saved metadata, checked against the booster's classes and outputs."""
     if "focal" in meta:
         loss, proba = _focal_from_old_meta(meta)
     else:
         loss = loss_from_dict(meta.get("loss"), "loss")
         proba = _check_proba_mode(meta.get("focal_proba"))
-    outputs = 1 if n_classes == 2 else n_classes
-    if loss.n_outputs not in (None, outputs) or (loss.n_outputs is None and outputs == 1):
-        raise ValueError(f"the loss {loss!r} does not fit {n_classes} classes")
+    outputs = (1 if n_classes == 2 else n_classes) if n_outputs is None else n_outputs
+    _check_loss_fits(loss, n_classes, outputs)
     return loss, proba
 
 
-def _base_score_from_meta(meta: Mapping[str, Any], n_classes: int) -> float | list[float] | None:
-    """The ``base_score`` hyper-parameter: None, a probability (binary), or margins (a number or K of them)."""
+def _base_score_from_meta(meta: Mapping[str, Any], n_classes: int, n_outputs: int = 1) -> float | list[float] | None:
+    """The ``base_score`` hyper-parameter: None, a probability (binary; a number or K of them for K labels),
+    or margins (a number or K of them)."""
     value = meta.get("base_score")
     if value is None:
         return None
     if n_classes == 2:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-            raise ValueError(f"base_score must be null or a probability in (0, 1), got {value!r}")
-        return float(value)
+        values = value if isinstance(value, list) and n_outputs > 1 else [value]
+        if len(values) not in (1, n_outputs) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in values
+        ):
+            shape = "a probability in (0, 1)" + (f" or {n_outputs} of them" if n_outputs > 1 else "")
+            raise ValueError(f"base_score must be null or {shape}, got {value!r}")
+        return [float(v) for v in values] if isinstance(value, list) else float(value)
     values = value if isinstance(value, list) else [value]
     if len(values) not in (1, n_classes) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
     ):
         raise ValueError(f"base_score must be null, a finite margin or {n_classes} of them, got {value!r}")
     return [float(v) for v in values] if isinstance(value, list) else float(value)
+
+
+def _label_columns(y: object) -> int | None:
+    """K for an ``(n, K)`` label matrix with K >= 2 columns (multi-label), else None (one label per row)."""
+    shape = np.asarray(y).shape
+    return shape[1] if len(shape) == 2 and shape[1] >= 2 else None
+
+
+def _indicator_dtype(y: object) -> np.dtype:
+    """The dtype ``predict`` returns for a multi-label model: that of fit's indicator matrix (numeric)."""
+    dtype = np.asarray(y).dtype
+    return dtype if dtype.kind in "biuf" else np.dtype(np.int64)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -847,6 +929,16 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       posterior recovered from the focal margins (``loss.posterior``);
       ``"sigmoid"`` or ``"softmax"`` (one switch, two names) returns the
       engine's own σ(margin) / softmax(margins), under-confident for γ > 0.
+    * Multi-label: ``fit(X, Y)`` with an ``(n, K)`` 0/1 indicator ``Y``
+      (K >= 2) trains :class:`~gbfocal.MultilabelFocalLoss`, as
+      ``XGBClassifier`` trains multi-label ``binary:logistic``:
+      ``classes_ = [0, 1]``, ``predict_proba(X)`` is ``(n, K)``, each
+      label's recovered posterior (``"sigmoid"``: σ(margin)), ``predict(X)``
+      the indicator matrix ``predict_proba > 0.5`` in ``Y``'s dtype,
+      ``decision_function`` its logit. ``focal_alpha``: None (0.25 for every
+      label), a float, one float in (0, 1) per label column, or
+      ``"balanced"`` (per label ``W₀ₖ / (W₀ₖ + W₁ₖ)``). Every label column
+      needs both classes; ``eval_set`` labels are ``(n_eval, K)`` too.
     * ``decision_function(X)``: scikit-learn's convention. Two classes:
       shape ``(n,)``, the log-odds of ``predict_proba(X)[:, 1]`` (> 0 exactly
       where ``predict`` picks ``classes_[1]``). K classes: shape ``(n, K)``,
@@ -1007,10 +1099,11 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         xgb_model: Any = None,
         **kwargs: Any,
     ) -> XGBFocalClassifier:
-        """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (shape ``(n,)``).
+        """Fit the booster with the focal loss on ``X`` (shape ``(n, d)``) and labels ``y`` (``(n,)`` or ``(n, K)``).
 
         Two classes train :class:`~gbfocal.FocalLoss`, more train
-        :class:`~gbfocal.MulticlassFocalLoss` (see the class docstring for
+        :class:`~gbfocal.MulticlassFocalLoss`, an ``(n, K)`` 0/1 matrix
+        :class:`~gbfocal.MultilabelFocalLoss` (see the class docstring for
         ``focal_alpha``). ``sample_weight`` (shape ``(n,)``) weighs rows;
         ``eval_set`` is a list of ``(X_eval, y_eval)`` with labels among
         those of ``y``; other keyword arguments (``verbose``,
@@ -1034,22 +1127,32 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         # Validated up front so a bad value names the parameter, not XGBoost's internals.
         check_focal_params(self)
         _check_proba_mode(self.focal_proba)
-        classes, codes = self._fit_classes(y)
-        rows_w = None if sample_weight is None else V.as_weights(sample_weight, codes.shape[0])
-        loss = estimator_loss(self, classes, codes, rows_w)
-        k = 1 if classes.shape[0] == 2 else classes.shape[0]
+        n_labels = _label_columns(y)
+        if n_labels is None:
+            classes, codes = self._fit_classes(y)
+            rows_w = None if sample_weight is None else V.as_weights(sample_weight, codes.shape[0])
+            loss = estimator_loss(self, classes, codes, rows_w)
+            k = 1 if classes.shape[0] == 2 else classes.shape[0]
+        else:  # an (n, K) indicator matrix: one focal loss per label, as XGBClassifier trains multi-label
+            codes = as_label_matrix(y, "y")
+            classes = np.array([0, 1], dtype=_indicator_dtype(y))
+            rows_w = None if sample_weight is None else V.as_weights(sample_weight, codes.shape[0])
+            loss = estimator_multilabel_loss(self, codes, rows_w)
+            k = n_labels
         # XGBClassifier's default "binary:logistic" stands for the link; it switches to multi:softprob for K > 2.
         given = None if k != 1 and self.objective == "binary:logistic" else self.objective
-        _focal_params({"objective": given, "scale_pos_weight": self.scale_pos_weight}, None, k)
+        _focal_params({"objective": given, "scale_pos_weight": self.scale_pos_weight}, None, k, loss.link)
         if eval_set is not None:
-            eval_set = [(X_eval, self._encode(y_eval, classes, "eval_set labels")) for X_eval, y_eval in eval_set]
+            eval_set = [(X_eval, self._eval_labels(y_eval, classes, n_labels)) for X_eval, y_eval in eval_set]
         n_threads = self._n_threads()
-        rows = loss.prepared(codes, sample_weight, classes.shape[0])
+        rows = loss.prepared(codes, sample_weight, classes.shape[0] if n_labels is None else n_labels)
         if rows.w.shape[0] and not rows.w.any():
             raise ValueError("sample_weight is zero for every row: there is nothing to fit")
+        # a label column of one class is refused even where the start is given (nothing to learn there)
+        init = rows.init_score(loss) if n_labels is not None else None
         start = self.base_score
         if start is None and xgb_model is None:
-            start = _start(rows.init_score(loss))
+            start = _start(loss, rows.init_score(loss) if init is None else init)
         eval_metric = _FitMetric(loss, n_threads) if self.eval_metric is None else self.eval_metric
         self._gbfocal_classes = None
         # XGBClassifier.fit takes its objective, metric and base_score from these attributes only;
@@ -1070,9 +1173,23 @@ class XGBFocalClassifier(xgb.XGBClassifier):
                 **kwargs,
             )
         self._gbfocal_classes = classes
+        self._gbfocal_n_labels = n_labels
         self._focal_loss = loss
         _store_loss(self.get_booster(), loss)
         return self
+
+    def _eval_labels(self, y: object, classes: np.ndarray, n_labels: int | None) -> np.ndarray:
+        """An ``eval_set``'s labels as fit encodes them: class codes, or the ``(n, K)`` indicator matrix."""
+        if n_labels is None:
+            return self._encode(y, classes, "eval_set labels")
+        labels = as_label_matrix(y, "eval_set labels")
+        if labels.shape[1] != n_labels:
+            raise ValueError(f"eval_set labels have {labels.shape[1]} label columns but y has {n_labels}")
+        return labels
+
+    def _n_labels(self) -> int | None:
+        """K for a model fitted on an ``(n, K)`` label matrix (multi-label), else None."""
+        return getattr(self, "_gbfocal_n_labels", None)
 
     # ------------------------------------------------------------------ predict
     def _raw_margin(self, X: Any, **predict_kwargs: Any) -> np.ndarray:
@@ -1082,6 +1199,10 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     def _proba_from_margin(self, margin: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, K)``, float64, from the raw margins (see ``focal_proba``)."""
         mode = _check_proba_mode(self.focal_proba)
+        if self._n_labels() is not None:  # one probability per label, (n, K)
+            if mode != "posterior":
+                return expit(np.asarray(margin, dtype=np.float64))
+            return self._trained_loss().posterior(np.asarray(margin))
         if self.n_classes_ == 2:
             p = self._positive_posterior(margin)
             return np.column_stack([1.0 - p, p])
@@ -1108,6 +1229,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         )
         if mode != "posterior":
             return margin
+        if self._n_labels() is not None:
+            return self._trained_loss().posterior_margin(np.asarray(margin))
         if self.n_classes_ == 2:
             return self._trained_loss().posterior_margin(np.ravel(margin))
         proba = self._trained_loss().posterior(np.asarray(margin))
@@ -1150,6 +1273,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         if output_margin:
             return self._raw_margin(X, iteration_range=iteration_range, **kwargs)
         proba = self.predict_proba(X, iteration_range=iteration_range, **kwargs)
+        if self._n_labels() is not None:  # the indicator matrix, in the dtype of fit's labels
+            return self.classes_[(proba > 0.5).astype(np.intp)]
         return self.classes_[np.argmax(proba, axis=1)]
 
     # ------------------------------------------------------------------ persistence
@@ -1203,8 +1328,10 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             meta_str = booster.attr(_MODEL_ATTR)
             booster.set_attr(**{_MODEL_ATTR: None})
             n_classes = self.n_classes_
+            n_outputs = _booster_outputs(booster)
+            self._gbfocal_n_labels = n_outputs if n_classes == 2 and n_outputs > 1 else None
             if meta_str is None:
-                self._load_booster_only(booster, n_classes)
+                self._load_booster_only(booster, n_classes, n_outputs)
                 return
             where = f"the model file's {_MODEL_ATTR!r} attribute"
             try:
@@ -1215,8 +1342,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
                 classes = _classes_from_meta(meta)
                 if len(classes) != n_classes:
                     raise ValueError(f"it names {len(classes)} classes but the booster has {n_classes}")
-                loss, proba = _loss_from_meta(meta, n_classes)
-                start = _base_score_from_meta(meta, n_classes)
+                loss, proba = _loss_from_meta(meta, n_classes, n_outputs)
+                start = _base_score_from_meta(meta, n_classes, n_outputs)
             except (TypeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"{where} is not valid gbfocal metadata: {err}") from None
             if booster.attr(LOSS_ATTR) is not None and booster_loss(booster) != loss:
@@ -1236,7 +1363,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         self.focal_alpha = record["alpha"]
         self.focal_gamma, self.focal_hessian = loss.gamma, loss.hessian
 
-    def _load_booster_only(self, booster: xgb.Booster, n_classes: int) -> None:
+    def _load_booster_only(self, booster: xgb.Booster, n_classes: int, n_outputs: int) -> None:
         """State for a file without estimator metadata: from :func:`train`, or a plain XGBClassifier."""
         self._gbfocal_classes = np.arange(n_classes)
         if booster.attr(LOSS_ATTR) is None:  # plain XGBClassifier: logloss margins, σ/softmax is its probability
@@ -1244,8 +1371,13 @@ class XGBFocalClassifier(xgb.XGBClassifier):
             self.focal_proba = "sigmoid" if n_classes == 2 else "softmax"
             return
         loss = booster_loss(booster)
-        if (loss.n_outputs == 1) != (n_classes == 2) or loss.n_outputs not in (None, 1, n_classes):
-            raise ValueError(f"the booster's {LOSS_ATTR!r} holds {loss!r}, which does not fit its {n_classes} classes")
+        try:
+            _check_loss_fits(loss, n_classes, n_outputs)
+        except ValueError:
+            raise ValueError(
+                f"the booster's {LOSS_ATTR!r} holds {loss!r}, which does not fit its {n_classes} classes"
+                + (f" and {n_outputs} outputs" if n_outputs > 1 else "")
+            ) from None
         self._set_trained_loss(booster, loss)
         self.focal_proba = "posterior"
         self.base_score = None  # as above: a refit computes its own starting score
@@ -1253,11 +1385,11 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     # ------------------------------------------------------------------ tags
     def _more_tags(self) -> dict[str, bool]:
         tags = super()._more_tags()
-        tags["multilabel"] = False
+        tags["multilabel"] = True
         return tags
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         tags.classifier_tags.multi_class = True
         return tags

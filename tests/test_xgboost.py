@@ -812,8 +812,8 @@ def test_classifier_bad_inputs():
         _clf().fit(X, y, sample_weight=np.zeros(300))
     with pytest.raises(ValueError, match="sample_weight has 299 rows but the labels have 300"):
         _clf().fit(X, y, sample_weight=np.ones(299))
-    with pytest.raises(ValueError, match=r"y must be 1-D with one class label per row, got shape \(300, 2\)"):
-        _clf().fit(X, np.column_stack([y, y]))
+    with pytest.raises(ValueError, match=r"y must contain only 0 and 1 \(label absent/present\), found \[2.0\]"):
+        _clf().fit(X, np.column_stack([y, 2 * y]))  # a 2-D y is a multi-label indicator matrix
 
 
 # --------------------------------------------------------------------------- scikit-learn's checks
