@@ -201,6 +201,12 @@ class FocalLoss:
             )
         return PreparedRows(y_true, sample_weight)
 
+    def _elementwise(self) -> Any:
+        """This loss applied to every element of a label matrix: a :class:`~gbfocal.MultilabelFocalLoss`."""
+        from gbfocal._multilabel import MultilabelFocalLoss  # imported at call time: it imports this module
+
+        return MultilabelFocalLoss(self._alpha, self._gamma, hessian=self._hessian)
+
     def to_dict(self) -> dict:
         """The loss as plain JSON-able data (what saved models record); :func:`loss_from_dict` inverts it."""
         return {"loss": "focal", "alpha": self._alpha, "gamma": self._gamma, "hessian": self._hessian}
@@ -231,7 +237,9 @@ class FocalLoss:
         loss_out: np.ndarray | None = None,
         n_threads: int | None = None,
     ) -> np.ndarray:
-        """Per-row focal loss (times ``sample_weight``), shape ``(n,)``."""
+        """Per-row focal loss (times ``sample_weight``), shape ``(n,)``; ``(n, K)`` for a label matrix."""
+        if _is_label_matrix(y_true):
+            return self._elementwise().loss(y_true, raw_prediction, sample_weight, loss_out, n_threads)
         n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
         if loss_out is None:
@@ -259,6 +267,12 @@ class FocalLoss:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and Hessian (under the policy) with respect to the raw margin.
 
+        An ``(n, K)`` 0/1 label matrix with ``(n, K)`` margins is K binary
+        problems (multi-label, RetinaNet's form): element-wise, with this α
+        for every label and one weight per row, outputs ``(n, K)``; it is
+        :class:`~gbfocal.MultilabelFocalLoss` with this loss's α, which also
+        takes one α per label.
+
         Returns ``(gradient, hessian)``, each of shape ``(n,)`` and the dtype of
         ``raw_prediction``. Pass ``gradient_out``/``hessian_out`` to reuse
         buffers across boosting rounds: two separate arrays that share no
@@ -270,6 +284,10 @@ class FocalLoss:
         gradient/Hessian (:meth:`max_abs_derivative`) overflows the output
         dtype, as weights of ~1e38 do in float32.
         """
+        if _is_label_matrix(y_true):
+            return self._elementwise().gradient_hessian(
+                y_true, raw_prediction, sample_weight, gradient_out, hessian_out, n_threads
+            )
         n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
         grad = np.empty_like(z) if gradient_out is None else V.check_out(gradient_out, z, "gradient_out")
@@ -295,8 +313,11 @@ class FocalLoss:
         """Weighted mean focal loss ``Σ w FL / Σ w`` (no per-row array is made).
 
         Right for any finite weights: they are scaled by a power of two (exact)
-        when their sums could overflow or lose precision to underflow.
+        when their sums could overflow or lose precision to underflow. For an
+        ``(n, K)`` label matrix, the weighted mean over rows and labels.
         """
+        if _is_label_matrix(y_true):
+            return self._elementwise().mean_loss(y_true, raw_prediction, sample_weight, n_threads)
         n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
         in_python = self._in_python("loss_sum_kernel", z.shape[0])
@@ -316,7 +337,7 @@ class FocalLoss:
         return self.init_score_from_totals(*_scaled_class_totals(y, _scaled(w)[0]))
 
     def posterior(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
-        """Estimate of P(y = 1 | x) from focal-trained margins; float64, shape ``(n,)``.
+        """Estimate of P(y = 1 | x) from focal-trained margins; float64, shape ``(n,)`` (``(n, K)`` per label).
 
         σ(margin) is *not* a probability estimate under focal loss: the loss
         is classification-calibrated but not strictly proper, so its minimiser
@@ -334,6 +355,8 @@ class FocalLoss:
         η is strictly increasing in z (checked numerically for α in
         [0.01, 0.99] and γ in [0, 10]), so it preserves rankings.
         """
+        if _is_label_matrix(raw_prediction):
+            return self._elementwise().posterior(raw_prediction, n_threads)
         return self._posterior(raw_prediction, False, V.check_n_threads(n_threads))
 
     def posterior_margin(self, raw_prediction: np.ndarray, n_threads: int | None = None) -> np.ndarray:
@@ -684,6 +707,11 @@ class PreparedRows:
     def init_score(self, loss: FocalLoss) -> float:
         """``loss.init_score`` of these labels and weights."""
         return loss.init_score_from_totals(*_scaled_class_totals(self.y, self._w_mean))
+
+
+def _is_label_matrix(a: object) -> bool:
+    """An ``(n, K)`` array with K > 1: multi-label labels or margins."""
+    return np.ndim(a) == 2 and np.shape(a)[1] > 1
 
 
 def _or_empty(w: np.ndarray | None) -> np.ndarray:

@@ -360,3 +360,22 @@ def test_a_plain_xgboost_multilabel_file_loads_with_its_own_probabilities(tmp_pa
     clf.focal_proba = "posterior"
     with pytest.raises(ValueError, match="no focal posterior to recover"):
         clf.predict_proba(X)
+
+
+def test_focal_loss_takes_a_label_matrix_element_wise():
+    # the "FocalLoss accepts (n, K) 0/1 labels": K binary problems, this α for every label
+    rng = np.random.default_rng(3)
+    y = (rng.random((200, 3)) < 0.2).astype(float)
+    z = rng.normal(size=(200, 3)) * 4
+    w = rng.uniform(0.5, 2.0, 200)
+    loss = FocalLoss(0.3, 1.5)
+    g, h = loss.gradient_hessian(y, z, w)
+    per_row = loss.loss(y, z, w)
+    assert g.shape == h.shape == per_row.shape == (200, 3)
+    for k in range(3):  # each column is the binary loss of that label, weights per row
+        gk, hk = loss.gradient_hessian(y[:, k], z[:, k], w)
+        np.testing.assert_allclose(g[:, k], gk, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(h[:, k], hk, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(loss.posterior(z)[:, k], loss.posterior(z[:, k]), rtol=1e-13, atol=0)
+    want = sum(loss.loss(y[:, k], z[:, k], w).sum() for k in range(3)) / (3 * w.sum())
+    assert loss.mean_loss(y, z, w) == pytest.approx(want, rel=1e-13)
