@@ -18,7 +18,7 @@ from gbfocal import FocalLoss
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(8_000, 8))
-y = (X[:, 0] + X[:, 1] ** 2 + rng.normal(size=len(X)) > 3.2).astype(float)  # ~5 % positives
+y = (X[:, 0] + X[:, 1] ** 2 + rng.normal(size=len(X)) > 3.2).astype(float)  # ~11% positives
 X_train, y_train, X_valid, y_valid = X[:6_000], y[:6_000], X[6_000:], y[6_000:]
 
 loss = FocalLoss(alpha=0.25, gamma=2.0)

@@ -159,7 +159,9 @@ class MulticlassFocalLoss:
     ----------
     alpha : None or sequence of K floats > 0, default None
         Per-class weights α_k (``None``: every class 1). K is the width of
-        ``raw_prediction`` and must match the length of ``alpha``.
+        ``raw_prediction`` and must match the length of ``alpha``. The
+        estimators' ``focal_alpha="balanced"`` gives ``W / (K W_k)`` from the
+        class totals ``W_k``, which keeps a rare class from being ignored.
     gamma : float >= 0, default 2.0
         Focusing parameter; any real value.
     hessian : {"clamp", "positive", "exact", "abs", "clip"}, default "clamp"
@@ -197,6 +199,32 @@ class MulticlassFocalLoss:
     For K = 2 the target-class entries equal the binary :class:`FocalLoss`'s
     derivatives in ``t = z_y - z_other`` under ``"exact"``; the policies
     differ (the binary ``"positive"`` drops ``-γ q ℓ``, a different split).
+
+    To train with it, hand it to ``gbfocal.xgboost.train`` (which sets
+    ``multi:softprob``, ``num_class`` and the vector ``base_score``) or
+    ``gbfocal.lightgbm.train`` (K trees per round); the estimators
+    :class:`~gbfocal.XGBFocalClassifier` and
+    :class:`~gbfocal.LGBMFocalClassifier` switch to it when ``y`` has more
+    than two classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbfocal import MulticlassFocalLoss
+    >>> loss = MulticlassFocalLoss(alpha=[1.0, 2.0, 4.0], gamma=2.0)  # K = 3
+    >>> y = np.array([0, 1, 2, 0])  # class indices, shape (n,)
+    >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, -1.0, 3.0], [-1.0, 2.0, 0.0]])  # (n, K)
+    >>> grad, hess = loss.gradient_hessian(y, z)  # gradient and Hessian diagonal
+    >>> grad.shape, hess.shape
+    ((4, 3), (4, 3))
+    >>> bool(np.allclose(grad.sum(axis=1), 0.0))  # a common shift of the margins changes nothing
+    True
+    >>> loss.loss(y, z).round(4).tolist()  # (n,)
+    [0.0041, 0.7279, 0.0011, 2.9091]
+    >>> loss.init_score(y).round(4).tolist()  # (K,) starting margins, log-probabilities
+    [-1.2454, -1.2454, -0.8572]
+    >>> loss.posterior(z).round(3)[1].tolist()  # (n, K) class posterior, rows sum to 1
+    [0.62, 0.31, 0.071]
     """
 
     __slots__ = ("_alpha", "_alpha_arr", "_gamma", "_gamma_int", "_hessian", "_log_alpha", "_policy")
