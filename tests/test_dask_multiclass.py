@@ -272,6 +272,9 @@ def test_dask_xgb_classifier_multiclass_contract(client):
         gfd.DaskXGBFocalClassifier(n_estimators=2, focal_alpha=0.25).fit(frame, dlabels)
     with pytest.raises(ValueError, match="not among the training classes"):
         gfd.DaskXGBFocalClassifier(n_estimators=2, focal_alpha={"common": 1.0, "other": 2.0}).fit(frame, dlabels)
+    with pytest.raises(ValueError, match="Unknown label type"):  # as the local estimators refuse a regression target
+        continuous = dd.from_pandas(pd.Series(X[:, 0], name="label"), npartitions=3)
+        gfd.DaskXGBFocalClassifier(n_estimators=2).fit(frame, continuous)
 
 
 def test_dask_lgbm_classifier_multiclass_matches_local_as_closely_as_builtin(client):
