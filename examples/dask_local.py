@@ -1,4 +1,4 @@
-"""gbfocal on Dask: a 2-worker LocalCluster on this machine, XGBoost and LightGBM.
+"""gbfocal on Dask: a 2-worker LocalCluster on this machine, XGBoost and LightGBM, two classes and three.
 
 On a real cluster, replace the LocalCluster by ``Client("tcp://scheduler-host:8786")``
 and build the dask arrays from your storage (``dd.read_parquet``...); the rest
@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster
 from sklearn.metrics import average_precision_score
 
 import gbfocal.dask as gfd
-from gbfocal import FocalLoss
+from gbfocal import FocalLoss, MulticlassFocalLoss
 
 
 def main() -> None:
@@ -73,6 +73,29 @@ def main() -> None:
                 f"{type(model).__name__}: classes {model.classes_.tolist()}, rows sum to 1: "
                 f"{np.allclose(proba.sum(axis=1), 1.0)}, predicted 'yes' {np.mean(predicted == 'yes'):.3f}, "
                 f"average precision {ap:.3f}"
+            )
+
+        # Three classes, one rare: the estimators switch to MulticlassFocalLoss, as XGBClassifier/LGBMClassifier
+        # switch to softmax. focal_alpha="balanced" weighs each class by W / (K W_k) from class totals summed per
+        # partition on the workers; the start (K margins) comes from the same totals.
+        score = X[:, 0] - 0.5 * X[:, 1] ** 2 + rng.normal(size=n)
+        codes = np.searchsorted(np.quantile(score, [0.7, 0.95]), score)  # 70 %, 25 %, 5 %
+        severity = np.array(["minor", "serious", "fatal"])[codes]
+        start = gfd.init_score(MulticlassFocalLoss(), da.from_array(codes.astype(np.float64), chunks=15_000))
+        print(f"multiclass focal start (K margins, distributed): {np.round(start, 4).tolist()}")
+        dseverity = da.from_array(severity, chunks=15_000)
+        for model in (
+            gfd.DaskXGBFocalClassifier(n_estimators=20, max_depth=4, tree_method="hist", focal_alpha="balanced"),
+            gfd.DaskLGBMFocalClassifier(n_estimators=20, num_leaves=15, verbose=-1, focal_alpha="balanced"),
+        ):
+            model.fit(dX, dseverity)
+            proba = model.predict_proba(dX).compute()  # (n, 3), columns as classes_, the recovered posterior
+            fatal = list(model.classes_).index("fatal")
+            ap = average_precision_score(severity == "fatal", proba[:, fatal])
+            print(
+                f"{type(model).__name__}: classes {model.classes_.tolist()}, proba {proba.shape}, "
+                f"class weights {[round(a, 2) for a in model.to_local()._focal_loss.alpha]}, "
+                f"average precision of 'fatal' {ap:.3f}"
             )
 
 

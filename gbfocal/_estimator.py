@@ -128,12 +128,19 @@ def check_focal_params(estimator: Any) -> None:
 
 
 def estimator_loss(
-    estimator: Any, classes: np.ndarray, y_codes: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+    estimator: Any,
+    classes: np.ndarray,
+    y_codes: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    *,
+    totals: np.ndarray | None = None,
 ) -> Loss:
     """The loss of an estimator's ``focal_*`` parameters for these ``classes`` (sorted, K >= 2).
 
     ``y_codes`` (class codes 0..K-1 of the training rows) and
-    ``sample_weight`` are read for ``focal_alpha="balanced"`` only.
+    ``sample_weight`` are read for ``focal_alpha="balanced"`` only; so are
+    ``totals``, the class weight totals ``W_k`` (K,), which replace them where
+    the rows are not at hand (the Dask estimators add them up per partition).
     ``focal_hessian=None`` takes each loss's default policy.
     """
     check_focal_params(estimator)
@@ -144,8 +151,8 @@ def estimator_loss(
     alpha = estimator.focal_alpha
     gamma = V.check_gamma(estimator.focal_gamma, "focal_gamma")
     hessian = estimator.focal_hessian
-    totals = None
-    if isinstance(alpha, str) and alpha == "balanced":
+    balanced = isinstance(alpha, str) and alpha == "balanced"
+    if balanced and totals is None:
         if y_codes is None:
             raise ValueError("focal_alpha='balanced' needs the training labels (it is resolved in fit)")
         totals = class_totals(y_codes, sample_weight, n)

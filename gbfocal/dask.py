@@ -12,8 +12,13 @@ Native XGBoost API::
     out = gfd.xgboost_train(client, FocalLoss(0.25, 2.0), {"tree_method": "hist"}, dtrain, 200)
     margins = xgb.dask.predict(client, out["booster"], dtrain, output_margin=True)
 
+K classes work the same way: pass a :class:`~gbfocal.MulticlassFocalLoss` and labels
+0..K-1 (``multi:softprob`` and ``num_class`` are set; margins are ``(n, K)``).
+
 scikit-learn API: :class:`DaskXGBFocalClassifier` and :class:`DaskLGBMFocalClassifier`
-(``fit`` on dask collections, ``predict_proba``/``predict`` return dask arrays).
+(``fit`` on dask collections, two classes or more, switching to the multiclass loss
+for K > 2 as the single-machine estimators do; ``predict_proba``/``predict`` return
+dask arrays).
 
 How the pieces travel
 ---------------------
@@ -24,17 +29,20 @@ How the pieces travel
   worker's first round from the worker's local rows. Nothing is global: two
   objectives with different losses may train at once in one worker process.
 * **The starting score** needs the class weight totals of the *whole* training
-  set. :func:`class_weight_totals` maps :meth:`FocalLoss.class_weight_totals`
-  over the partitions on the workers and adds the per-partition pairs on the
-  client: two floats per partition cross the network, never the labels. The
-  start is then :meth:`FocalLoss.init_score_from_totals`, the very function the
-  single-machine path calls, so both start from the same constant (bit for bit
-  whenever the totals are exact, e.g. unit or integer weights).
+  set. :func:`init_score` maps the loss's ``class_weight_totals`` over the
+  partitions on the workers and adds the per-partition totals on the client
+  (``math.fsum``): 2 floats (binary) or K floats per partition cross the
+  network, never the labels; a partition that lacks a class, or is empty,
+  contributes zeros. The start is then the loss's ``init_score_from_totals``,
+  the very function the single-machine path calls, so both start from the
+  same constant or K-vector (bit for bit whenever the totals are exact, e.g.
+  unit or integer weights). The estimators' ``focal_alpha="balanced"`` comes
+  from the same totals.
 * **The XGBoost metric**: XGBoost averages a custom metric's per-worker values,
   which is not the weighted mean over all rows when workers hold different row
   counts. :class:`XGBoostFocalMetric` all-reduces ``(Σ w·FL, Σ w)`` over the
-  workers itself, so the reported focal loss is exactly the global one (and
-  equals the single-machine metric on one worker).
+  workers itself (either loss), so the reported focal loss is exactly the
+  global one (and equals the single-machine metric on one worker).
 * **Numba on workers**: the kernels compile on each worker on first use and are
   cached on disk (``NUMBA_CACHE_DIR``, else beside the package); Numba writes
   cache files atomically, so several worker processes compiling at once into
@@ -71,7 +79,9 @@ import dask.dataframe as dd
 import distributed
 import numpy as np
 
-from gbfocal._loss import DEFAULT_HESSIAN, FocalLoss, check_loss, focal_loss_of
+from gbfocal._estimator import Loss, check_focal_params, estimator_loss
+from gbfocal._loss import FocalLoss, check_loss
+from gbfocal._multiclass import MulticlassFocalLoss, _check_n_classes
 
 # The estimators subclass the engines' Dask classes, so each engine is imported
 # here; a missing engine leaves the other one's half of this module usable.
@@ -163,8 +173,38 @@ def _block_vector(block: Any) -> np.ndarray:
     return arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
 
 
-def _partition_totals(y: Any, w: Any, weight_dtype: str | None) -> tuple[float, float]:
-    """(Σ w over y = 1, Σ w over y = 0) of one partition; runs on a worker."""
+def _counter(n_classes: int) -> Loss:
+    """A loss whose ``class_weight_totals`` counts ``n_classes`` class codes (NumPy for two, a kernel for K)."""
+    return FocalLoss() if n_classes == 2 else MulticlassFocalLoss()
+
+
+def _class_order_totals(loss: Loss, y: np.ndarray, w: np.ndarray | None, n_classes: int | None) -> np.ndarray:
+    """``W_k = Σ w over y = k`` in class order, shape ``(K,)``, by ``loss.class_weight_totals``.
+
+    The binary loss counts ``(Σ w [y = 1], Σ w [y = 0])`` of 0/1 labels; it
+    comes back as ``(W_0, W_1)``. A K-class loss counts class indices
+    0..K-1, K being ``n_classes``, ``len(alpha)`` or ``max(y) + 1``.
+    """
+    if loss.n_outputs == 1:
+        w_pos, w_neg = loss.class_weight_totals(y, w)
+        return np.array([w_neg, w_pos])
+    return loss.class_weight_totals(y, w, n_classes)
+
+
+def _start_from_totals(loss: Loss, totals: np.ndarray) -> float | np.ndarray:
+    """``loss.init_score_from_totals`` of class-ordered totals ``(W_0, ..., W_{K-1})``: a margin or ``(K,)`` margins."""
+    if loss.n_outputs == 1:
+        return loss.init_score_from_totals(float(totals[1]), float(totals[0]))
+    return loss.init_score_from_totals(totals)
+
+
+def _partition_totals(y: Any, w: Any, weight_dtype: str | None, loss: Loss, n_classes: int | None) -> np.ndarray:
+    """Class weight totals ``(K,)`` of one partition (:func:`_class_order_totals`); runs on a worker.
+
+    An empty partition gives zeros, or an empty array where K is not known
+    yet (a K-class loss without ``alpha`` or ``n_classes``): the client pads
+    every partition's totals to the longest.
+    """
     y = _block_vector(y)
     if w is not None:
         w = _block_vector(w)
@@ -176,66 +216,111 @@ def _partition_totals(y: Any, w: Any, weight_dtype: str | None) -> tuple[float, 
         if weight_dtype is not None:
             w = np.asarray(w, dtype=weight_dtype)
     if y.shape[0] == 0:
-        return 0.0, 0.0
-    return FocalLoss.class_weight_totals(y, w)
+        k = 2 if loss.n_outputs == 1 else (n_classes or loss.n_outputs or 0)
+        return np.zeros(k)
+    return _class_order_totals(loss, y, w, n_classes)
 
 
-def _totals_from_parts(client: distributed.Client, pairs: list[tuple[Any, Any]], weight_dtype: str | None):
-    tasks = [dask.delayed(_partition_totals, pure=True)(y, w, weight_dtype) for y, w in pairs]
-    totals = client.gather(client.compute(tasks))
-    # fsum: the exact sum of the per-partition floats, independent of their order
-    return math.fsum(t[0] for t in totals), math.fsum(t[1] for t in totals)
+def _sum_totals(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The partitions' class totals added exactly (``math.fsum``, independent of their order), padded to the longest."""
+    k = max((p.shape[0] for p in parts), default=0)
+    return np.array([math.fsum(float(p[j]) for p in parts if j < p.shape[0]) for j in range(k)])
+
+
+def _vector_pairs(y: Any, sample_weight: Any) -> list[tuple[Any, Any]]:
+    """(labels, weights) delayed pairs, one per row partition of ``y``; weights None when not given."""
+    y_parts = _vector_parts(y, "y")
+    if sample_weight is None:
+        return [(part, None) for part in y_parts]
+    w_parts = _vector_parts(_aligned_weights(y, sample_weight), "sample_weight")
+    if len(w_parts) != len(y_parts):
+        raise ValueError(
+            f"y has {len(y_parts)} partitions but sample_weight has {len(w_parts)}: they must be partitioned "
+            "alike (rechunk/repartition one to match the other)"
+        )
+    return list(zip(y_parts, w_parts, strict=True))
+
+
+def _cluster_totals(
+    client: distributed.Client,
+    loss: Loss,
+    y: Any,
+    sample_weight: Any,
+    n_classes: int | None,
+    weight_dtype: str | None,
+) -> np.ndarray:
+    """Class weight totals ``(K,)`` of dask labels: K floats per partition come back, never the labels."""
+    task = dask.delayed(_partition_totals, pure=True)
+    tasks = [task(y_part, w_part, weight_dtype, loss, n_classes) for y_part, w_part in _vector_pairs(y, sample_weight)]
+    return _sum_totals(client.gather(client.compute(tasks)))
+
+
+def _counting_classes(loss: Loss, n_classes: int | None) -> int | None:
+    """K for counting ``loss``'s labels: 2 for the binary loss (refusing another ``n_classes``), else as given."""
+    if loss.n_outputs == 1:
+        if n_classes not in (None, 2):
+            raise ValueError(
+                f"n_classes={n_classes!r} with the binary FocalLoss (2 classes); use gbfocal.MulticlassFocalLoss"
+            )
+        return 2
+    return n_classes
 
 
 def class_weight_totals(
     y: Any,
     sample_weight: Any = None,
     *,
+    n_classes: int | None = None,
     client: distributed.Client | None = None,
     weight_dtype: str | None = None,
-) -> tuple[float, float]:
-    """``(Σ w over y = 1, Σ w over y = 0)`` of dask labels, computed where the rows live.
+) -> tuple[float, float] | np.ndarray:
+    """Class weight totals of dask labels, computed where the rows live.
 
-    ``y``: 0/1 labels, a 1-D dask array, dask Series or one-column dask
-    DataFrame; ``sample_weight``: None or weights partitioned like ``y``. Each
-    partition is reduced on its worker by :meth:`FocalLoss.class_weight_totals`;
-    only the per-partition pairs come back, and are added exactly
-    (``math.fsum``). ``weight_dtype="float32"`` rounds the weights first, as
-    the engines store them. Labels are validated on the workers (the error of
-    a bad partition is raised here).
+    ``n_classes=None``: ``(Σ w over y = 1, Σ w over y = 0)`` of 0/1 labels,
+    as :meth:`FocalLoss.class_weight_totals`. ``n_classes=K``: ``W_k = Σ w
+    over y = k`` of class indices 0..K-1, shape ``(K,)``, as
+    :meth:`MulticlassFocalLoss.class_weight_totals`. ``y``: a 1-D dask
+    array, dask Series or one-column dask DataFrame; ``sample_weight``: None
+    or weights partitioned like ``y``. Each partition is reduced on its
+    worker (labels validated there: the error of a bad partition is raised
+    here); only the per-partition totals come back (2 or K floats each) and
+    are added exactly (``math.fsum``). ``weight_dtype="float32"`` rounds the
+    weights first, as the engines store them.
     """
     client = _client(client)
-    y_parts = _vector_parts(y, "y")
-    if sample_weight is None:
-        w_parts: list = [None] * len(y_parts)
-    else:
-        w_parts = _vector_parts(_aligned_weights(y, sample_weight), "sample_weight")
-        if len(w_parts) != len(y_parts):
-            raise ValueError(
-                f"y has {len(y_parts)} partitions but sample_weight has {len(w_parts)}: they must be partitioned "
-                "alike (rechunk/repartition one to match the other)"
-            )
-    return _totals_from_parts(client, list(zip(y_parts, w_parts, strict=True)), weight_dtype)
+    if n_classes is None:
+        totals = _cluster_totals(client, FocalLoss(), y, sample_weight, 2, weight_dtype)
+        return float(totals[1]), float(totals[0])
+    k = _check_n_classes(n_classes)  # before any work on the cluster
+    return _cluster_totals(client, MulticlassFocalLoss(), y, sample_weight, k, weight_dtype)
 
 
 def init_score(
-    loss: FocalLoss,
+    loss: Loss,
     y: Any,
     sample_weight: Any = None,
     *,
+    n_classes: int | None = None,
     client: distributed.Client | None = None,
     weight_dtype: str | None = None,
-) -> float:
-    """The focal-optimal constant margin of distributed labels: ``loss.init_score`` without gathering ``y``.
+) -> float | np.ndarray:
+    """The focal-optimal constant margin(s) of distributed labels: ``loss.init_score`` without gathering ``y``.
 
-    Same arguments as :func:`class_weight_totals`; returns
-    ``loss.init_score_from_totals(*class_weight_totals(y, sample_weight))``,
-    equal to ``loss.init_score(y.compute(), sample_weight.compute())`` (exactly
-    when the weight totals are exact sums, as with unit or integer weights).
+    ``loss``: a :class:`~gbfocal.FocalLoss` (0/1 labels; returns a float) or
+    a :class:`~gbfocal.MulticlassFocalLoss` (class indices 0..K-1; returns
+    the ``(K,)`` margin vector, K from ``n_classes``, ``len(alpha)`` or the
+    largest label over all partitions + 1). Other arguments as
+    :func:`class_weight_totals`. The class totals of each partition (2 or K
+    floats) are added on the client and passed to
+    ``loss.init_score_from_totals``, the function the single-machine path
+    calls, so the result equals ``loss.init_score(y.compute(),
+    sample_weight.compute())``, bit for bit when the totals are exact sums
+    (unit or integer weights).
     """
-    loss = check_loss(loss, binary_only=True)
-    w_pos, w_neg = class_weight_totals(y, sample_weight, client=client, weight_dtype=weight_dtype)
-    return loss.init_score_from_totals(w_pos, w_neg)
+    loss = check_loss(loss)
+    k = _counting_classes(loss, n_classes)
+    totals = _cluster_totals(_client(client), loss, y, sample_weight, k, weight_dtype)
+    return _start_from_totals(loss, totals)
 
 
 # --------------------------------------------------------------------------- XGBoost native
@@ -251,12 +336,24 @@ def _require_lightgbm() -> None:
         raise ImportError("gbfocal.dask's LightGBM part needs lightgbm: pip install 'gbfocal[lightgbm,dask]'")
 
 
-def _dmatrix_part_totals(part: Mapping[str, Any]) -> tuple[float, float]:
+def _dmatrix_part_totals(part: Mapping[str, Any], loss: Loss, n_classes: int | None) -> np.ndarray:
     """Class weight totals of one ``DaskDMatrix`` partition (a dict of its pieces); runs on a worker."""
     if part.get("label") is None:
-        raise ValueError("the DaskDMatrix has no labels; build it with DaskDMatrix(client, X, y) with y in {0, 1}")
+        raise ValueError(
+            "the DaskDMatrix has no labels; build it with DaskDMatrix(client, X, y) with y in {0, 1} (FocalLoss) "
+            "or class indices 0..K-1 (MulticlassFocalLoss)"
+        )
     # float32: the weights the DMatrix stores, so the start equals gbfocal.xgboost.train's
-    return _partition_totals(part["label"], part.get("weight"), "float32")
+    return _partition_totals(part["label"], part.get("weight"), "float32", loss, n_classes)
+
+
+def _dmatrix_totals(client: distributed.Client, loss: Loss, dtrain: Any, n_classes: int | None) -> np.ndarray:
+    """Class weight totals ``(K,)`` of a labelled DaskDMatrix, each partition counted on the worker holding it."""
+    parts = [future for futures in dtrain.worker_map.values() for future in futures]
+    if not parts:
+        raise ValueError("the DaskDMatrix holds no partitions")
+    k = _counting_classes(loss, n_classes)
+    return _sum_totals(client.gather([client.submit(_dmatrix_part_totals, p, loss, k, pure=False) for p in parts]))
 
 
 def _check_dask_dmatrix(dmatrix: Any, name: str) -> None:
@@ -268,34 +365,32 @@ def _check_dask_dmatrix(dmatrix: Any, name: str) -> None:
         )
 
 
-def xgboost_base_score(loss: FocalLoss, dtrain: Any, *, client: distributed.Client | None = None) -> float:
-    """XGBoost's ``base_score`` (a probability) for a labelled ``xgboost.dask.DaskDMatrix``.
+def xgboost_base_score(
+    loss: Loss, dtrain: Any, *, n_classes: int | None = None, client: distributed.Client | None = None
+) -> float | list[float]:
+    """XGBoost's ``base_score`` for a labelled ``xgboost.dask.DaskDMatrix``: the focal start of all its rows.
 
-    Returns ``σ(loss.init_score_from_totals(...))`` of the class weight totals
-    of every partition of ``dtrain``, each computed on the worker that holds
-    it (``DaskDMatrix.worker_map``). Equal to
+    The class weight totals of every partition of ``dtrain`` are computed on
+    the worker that holds it (``DaskDMatrix.worker_map``) and added on the
+    client. :class:`~gbfocal.FocalLoss`: the probability
+    ``σ(loss.init_score_from_totals(...))``; :class:`~gbfocal.MulticlassFocalLoss`:
+    the K starting margins as a list (K from ``n_classes``, ``len(alpha)``
+    or the largest label + 1). Equal to
     ``gbfocal.xgboost.base_score(loss, DMatrix(X, y, weight=w))`` on the
     gathered data (weights rounded to float32 as XGBoost stores them).
     """
     _require_xgboost()
-    from scipy.special import expit
-
-    loss = check_loss(loss, binary_only=True)
+    loss = check_loss(loss)
     _check_dask_dmatrix(dtrain, "dtrain")
-    client = _client(client)
-    parts = [future for futures in dtrain.worker_map.values() for future in futures]
-    if not parts:
-        raise ValueError("the DaskDMatrix holds no partitions")
-    totals = client.gather([client.submit(_dmatrix_part_totals, part, pure=False) for part in parts])
-    w_pos, w_neg = math.fsum(t[0] for t in totals), math.fsum(t[1] for t in totals)
-    return float(expit(loss.init_score_from_totals(w_pos, w_neg)))
+    return _gfx._start(_start_from_totals(loss, _dmatrix_totals(_client(client), loss, dtrain, n_classes)))
 
 
 class XGBoostFocalMetric(_gfx.FocalMetric if _gfx is not None else object):  # type: ignore[misc]
     """``gbfocal.xgboost.FocalMetric`` that reports the global weighted mean under ``xgboost.dask``.
 
     Signature ``(predt, dmatrix) -> (name, value)``; ``predt`` holds the raw
-    margins of the worker's local rows, shape ``(n,)``. In one process it is
+    margins of the worker's local rows, shape ``(n,)`` (binary) or ``(n, K)``
+    (:class:`~gbfocal.MulticlassFocalLoss`). In one process it is
     ``FocalMetric``. Inside distributed training (XGBoost's collective world
     size > 1) every worker all-reduces its ``(Σ w·FL, Σ w)`` and returns
     ``Σ w·FL / Σ w`` over all workers' rows; XGBoost then averages the
@@ -312,10 +407,11 @@ class XGBoostFocalMetric(_gfx.FocalMetric if _gfx is not None else object):  # t
         sums = np.zeros(2)
         n_rows = dmatrix.num_row()
         if n_rows:
-            rows = self._rows.get(dmatrix, _gfx._rows_of_dmatrix)
+            margins = _gfx._margins_of(self.loss, predt)
+            n_classes = _gfx._n_classes_of(margins)  # the model's K, which a worker's own labels may not show
+            rows = self._rows.get(dmatrix, lambda d: _gfx._rows_of_dmatrix(d, self.loss, n_classes))
             wsum = float(np.sum(rows.w, dtype=np.float64)) if rows.w.shape[0] else float(n_rows)
             if wsum > 0.0:
-                margins = _gfx._one_margin_per_row(predt)
                 sums[:] = rows.mean_loss(self.loss, margins, self.n_threads) * wsum, wsum
         sums = collective.allreduce(sums, collective.Op.SUM)
         if not sums[1] > 0.0:
@@ -328,7 +424,7 @@ class XGBoostFocalMetric(_gfx.FocalMetric if _gfx is not None else object):  # t
 
 def _train_xgboost(
     client: distributed.Client,
-    loss: FocalLoss,
+    loss: Loss,
     params: Mapping[str, Any] | None,
     dtrain: Any,
     num_boost_round: int,
@@ -353,10 +449,20 @@ def _train_xgboost(
         # the process instead would oversubscribe a machine that runs several workers (measured: a 1M-row
         # objective call took 4x longer with 2 threads than with 1 on a loaded 2-core machine).
         n_threads = min(client.nthreads().values(), default=None)
+    totals = None
+
+    def labels_k() -> int:  # K of a K-class loss that neither num_class nor alpha gives: the labels' own
+        nonlocal totals
+        totals = _dmatrix_totals(client, loss, dtrain, None)
+        return totals.shape[0]
+
+    k = _gfx._n_outputs(loss, params.get("num_class"), labels_k)
     start = None
     if train_kwargs.get("xgb_model") is None and params.get("base_score") is None:
-        start = xgboost_base_score(loss, dtrain, client=client)
-    full = _gfx._focal_params(params, start)
+        if totals is None:
+            totals = _dmatrix_totals(client, loss, dtrain, None if k == 1 else k)
+        start = _gfx._start(_start_from_totals(loss, totals))
+    full = _gfx._focal_params(params, start, k)
     if focal_metric and train_kwargs.get("custom_metric") is None:
         train_kwargs["custom_metric"] = XGBoostFocalMetric(loss, n_threads=n_threads)
         if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
@@ -369,7 +475,7 @@ def _train_xgboost(
 
 def xgboost_train(
     client: distributed.Client | None,
-    loss: FocalLoss,
+    loss: Loss,
     params: Mapping[str, Any] | None,
     dtrain: Any,
     num_boost_round: int = 10,
@@ -383,9 +489,13 @@ def xgboost_train(
     ``DaskQuantileDMatrix``), as is every set in ``evals``; a plain
     ``xgboost.DMatrix`` is refused (that is :func:`gbfocal.xgboost.train`'s).
     ``client`` None means the default client. ``params`` (None: none) get
-    ``objective="binary:logistic"`` (the link: ``predict`` returns
-    probabilities) and, unless given or continuing from ``xgb_model``,
-    ``base_score =`` :func:`xgboost_base_score`, the value
+    the loss's link, as :func:`gbfocal.xgboost.train` sets it:
+    ``objective="binary:logistic"`` for :class:`~gbfocal.FocalLoss`,
+    ``objective="multi:softprob"`` and ``num_class=K`` (from ``params``,
+    ``len(alpha)`` or the labels) for :class:`~gbfocal.MulticlassFocalLoss`;
+    and, unless given or continuing from ``xgb_model``, ``base_score =``
+    :func:`xgboost_base_score` (σ of the start, or the K starting margins),
+    computed from per-partition class totals and equal to the value
     ``gbfocal.xgboost.train`` computes on one machine. ``obj`` is
     ``gbfocal.xgboost.objective(loss)``, pickled to every worker, where it
     sees the worker's local rows; ``custom_metric`` defaults to
@@ -395,10 +505,13 @@ def xgboost_train(
     worker has (``threads_per_worker``), as XGBoost itself does on each
     worker. Other keyword arguments go to
     ``xgboost.dask.train``. Returns its ``{"booster": Booster, "history": dict}``;
-    ``booster.predict`` gives probabilities, ``output_margin=True`` margins.
+    ``booster.predict`` gives σ / softmax of the margins (not the focal
+    posterior: :func:`gbfocal.xgboost.predict_posterior` reads the loss
+    stored in the booster), ``output_margin=True`` the margins, ``(n,)`` or
+    ``(n, K)``.
     """
     _require_xgboost()
-    loss = check_loss(loss, binary_only=True)
+    loss = check_loss(loss)
     return _train_xgboost(_client(client), loss, params, dtrain, num_boost_round, evals, True, train_kwargs)
 
 
@@ -415,15 +528,36 @@ def _unique_labels(client: distributed.Client, y: Any) -> np.ndarray:
     return np.unique(np.concatenate(client.gather(client.compute(tasks))))
 
 
-def _two_classes(client: distributed.Client, y: Any, owner: str) -> np.ndarray:
+def _fit_classes(client: distributed.Client, y: Any, owner: str) -> np.ndarray:
+    """``classes_``: the sorted distinct labels of ``y``, at least two, found on the cluster."""
+    from sklearn.utils.multiclass import check_classification_targets
+
     classes = _unique_labels(client, y)
-    if classes.shape[0] != 2:
-        shown = classes[:5].tolist()
+    if classes.shape[0] < 2:
         raise ValueError(
-            f"Only binary classification is supported. {owner} needs exactly two classes in y, got "
-            f"{classes.shape[0]} (first {shown}); multiclass focal loss is not available yet"
+            f"y has {classes.shape[0]} class ({classes[:5].tolist()}); {owner} needs at least two classes "
+            "(a classifier has nothing to learn from one)"
         )
+    check_classification_targets(classes)  # e.g. continuous floats: refused as the local estimators refuse them
     return classes
+
+
+def _is_balanced(focal_alpha: object) -> bool:
+    return isinstance(focal_alpha, str) and focal_alpha == "balanced"
+
+
+def _fit_loss(
+    est: Any, client: distributed.Client, classes: np.ndarray, codes: Any, sample_weight: Any, weight_dtype: Any
+) -> tuple[Loss, np.ndarray]:
+    """The estimator's loss for ``classes`` and the class weight totals ``W_k`` (K,) of its training rows.
+
+    The totals (K floats per partition, added on the client) resolve
+    ``focal_alpha="balanced"`` and give the focal start; ``codes`` are the
+    class codes 0..K-1 of :func:`_encoded`.
+    """
+    n_classes = classes.shape[0]
+    totals = _cluster_totals(client, _counter(n_classes), codes, sample_weight, n_classes, weight_dtype)
+    return estimator_loss(est, classes, totals=totals), totals
 
 
 def _encode_block(block: Any, classes: np.ndarray) -> np.ndarray:
@@ -445,7 +579,7 @@ def _encode_partition(part: Any, classes: np.ndarray) -> Any:
 
 
 def _encoded(y: Any, classes: np.ndarray) -> Any:
-    """0/1 float codes of ``y`` (``classes[1]`` is 1), partitioned as ``y``; lazy."""
+    """Float class codes 0..K-1 of ``y`` (``classes[k]`` is k), partitioned as ``y``; lazy."""
     if isinstance(y, da.Array):
         if y.ndim == 2:
             y = y[:, 0]
@@ -453,21 +587,31 @@ def _encoded(y: Any, classes: np.ndarray) -> Any:
     return y.map_partitions(_encode_partition, classes, meta=("label", "f8"))
 
 
-def _constant_block(block: Any, value: float) -> np.ndarray:
-    return np.full(np.shape(block)[0], value)
+def _constant_block(block: Any, value: float | np.ndarray) -> np.ndarray:
+    return np.array(np.broadcast_to(value, (np.shape(block)[0], *np.shape(value))))
 
 
-def _constant_partition(part: Any, value: float) -> Any:
+def _constant_partition(part: Any, value: float | np.ndarray) -> Any:
     import pandas as pd
 
-    return pd.Series(np.full(len(part), value), index=part.index, name="init_score")
+    if np.ndim(value) == 0:
+        return pd.Series(np.full(len(part), value), index=part.index, name="init_score")
+    return pd.DataFrame(_constant_block(part, value), index=part.index)
 
 
-def _constant_like(y: Any, value: float) -> Any:
-    """A per-row constant partitioned as the (encoded) labels ``y``; lazy."""
+def _constant_like(y: Any, value: float | np.ndarray) -> Any:
+    """A per-row start partitioned as the (encoded) labels ``y``: ``(n,)`` for one margin, ``(n, K)`` for K; lazy."""
+    make = functools.partial(_constant_block, value=value)
     if isinstance(y, da.Array):
-        return y.map_blocks(functools.partial(_constant_block, value=value), dtype=np.float64)
-    return y.map_partitions(functools.partial(_constant_partition, value=value), meta=("init_score", "f8"))
+        if np.ndim(value) == 0:
+            return y.map_blocks(make, dtype=np.float64)
+        return y.map_blocks(make, new_axis=1, chunks=(y.chunks[0], (len(value),)), dtype=np.float64)
+    meta: Any = ("init_score", "f8")
+    if np.ndim(value) != 0:
+        import pandas as pd
+
+        meta = pd.DataFrame({k: pd.Series(dtype="f8") for k in range(len(value))})
+    return y.map_partitions(functools.partial(_constant_partition, value=value), meta=meta)
 
 
 def _check_fit_data(
@@ -497,13 +641,8 @@ def _check_fit_data(
             )
 
 
-def _check_proba(est: Any, modes: Sequence[str]) -> None:
-    if est.focal_proba not in modes:
-        raise ValueError(f"focal_proba must be one of {list(modes)}, got {est.focal_proba!r}")
-
-
-def _map_rows(X: Any, fn: Any, model: Any, *, proba: bool, dtype: Any) -> Any:
-    """``fn(block, model)`` over the row partitions of ``X``; a dask array of shape ``(n,)`` or ``(n, 2)``.
+def _map_rows(X: Any, fn: Any, model: Any, *, width: int | None, dtype: Any) -> Any:
+    """``fn(block, model)`` over the row partitions of ``X``: a dask array ``(n,)`` (``width`` None) or ``(n, width)``.
 
     ``model`` is a future of the scattered local estimator, so it travels to
     each worker once, not once per partition. Dataframe partitions reach
@@ -513,21 +652,26 @@ def _map_rows(X: Any, fn: Any, model: Any, *, proba: bool, dtype: Any) -> Any:
         lengths = X.map_partitions(len).compute().tolist()
         blocks = []
         for part, n_rows in zip(X.to_delayed(), lengths, strict=True):
-            shape = (n_rows, 2) if proba else (n_rows,)
+            shape = (n_rows,) if width is None else (n_rows, width)
             blocks.append(da.from_delayed(dask.delayed(fn, pure=True)(part, model), shape=shape, dtype=dtype))
         return da.concatenate(blocks)
     if not isinstance(X, da.Array) or X.ndim != 2:
         raise TypeError(f"X must be a 2-D dask array or a dask DataFrame, got {type(X).__name__}")
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
-    if proba:
-        return X.map_blocks(fn, model, chunks=(X.chunks[0], (2,)), dtype=dtype)
-    return X.map_blocks(fn, model, drop_axis=1, dtype=dtype)
+    if width is None:
+        return X.map_blocks(fn, model, drop_axis=1, dtype=dtype)
+    return X.map_blocks(fn, model, chunks=(X.chunks[0], (width,)), dtype=dtype)
+
+
+def _score_width(n_classes: int) -> int | None:
+    """Columns of ``decision_function``: none for two classes (shape ``(n,)``), K for K classes."""
+    return None if n_classes == 2 else n_classes
 
 
 def _block_predict_proba(block: np.ndarray, model: Any) -> np.ndarray:
     if block.shape[0] == 0:
-        return np.empty((0, 2))
+        return np.empty((0, model.classes_.shape[0]))
     return model.predict_proba(block)
 
 
@@ -539,7 +683,8 @@ def _block_predict(block: np.ndarray, model: Any) -> np.ndarray:
 
 def _block_decision(block: np.ndarray, model: Any) -> np.ndarray:
     if block.shape[0] == 0:
-        return np.empty(0)
+        width = _score_width(model.classes_.shape[0])
+        return np.empty((0,) if width is None else (0, width))
     return np.asarray(model.decision_function(block), dtype=np.float64)
 
 
@@ -549,7 +694,7 @@ _XGBBase: type = _xgb_dask.DaskXGBClassifier if _xgb_dask is not None else objec
 
 
 class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
-    """``xgboost.dask.DaskXGBClassifier`` trained with the α-balanced focal loss (binary).
+    """``xgboost.dask.DaskXGBClassifier`` trained with the α-balanced focal loss, two classes or more.
 
     The Dask twin of :class:`gbfocal.xgboost.XGBFocalClassifier`, with the
     same parameters (``focal_alpha``, ``focal_gamma``, ``focal_hessian``,
@@ -557,19 +702,24 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
     contract, on dask collections partitioned by rows:
 
     * ``fit(X, y, *, sample_weight=None, eval_set=None, ...)``: ``y`` holds
-      any two class labels; ``classes_`` is their sorted array,
-      ``classes_[1]`` the positive class. Labels are encoded on the workers;
-      the starting score is :func:`init_score` of the whole training set
-      (computed per partition); training is :func:`xgboost_train`. With
+      any class labels; ``classes_`` is their sorted array, found on the
+      workers (unique labels per partition). Two classes train a
+      :class:`~gbfocal.FocalLoss` (``classes_[1]`` positive), three or more a
+      :class:`~gbfocal.MulticlassFocalLoss` (``multi:softprob``,
+      ``num_class=K``), as ``XGBFocalClassifier`` does. Labels are encoded on
+      the workers, which send back K class weight totals per partition (never
+      the labels): they resolve ``focal_alpha="balanced"`` and give the
+      starting score (σ(init_score), or the K margins), equal to the
+      single-machine ones. Training is :func:`xgboost_train`. With
       ``eval_metric=None`` each ``eval_set`` reports the global weighted mean
       focal loss as ``"focal"``.
-    * ``predict_proba(X)``: dask array ``(n, 2)``, columns as ``classes_``,
-      rows summing to 1 (the probability ``focal_proba`` selects);
-      ``predict(X)``: dask array of labels from ``classes_``;
-      ``decision_function(X)``: their log-odds, shape ``(n,)``. Each
-      partition is predicted by :meth:`to_local`'s ``XGBFocalClassifier``
-      (scattered to the workers once), so the numbers are the single-machine
-      ones by construction.
+    * ``predict_proba(X)``: dask array ``(n, K)`` (K = 2 for binary), columns
+      as ``classes_``, rows summing to 1 (the recovered posterior by
+      default; ``focal_proba`` selects); ``predict(X)``: dask array of labels
+      from ``classes_``; ``decision_function(X)``: scikit-learn's scores,
+      ``(n,)`` for two classes, ``(n, K)`` for K. Each partition is predicted
+      by :meth:`to_local`'s ``XGBFocalClassifier`` (scattered to the workers
+      once), so the numbers are the single-machine ones by construction.
 
     ``client``: the ``distributed.Client`` to fit and predict with (None:
     the default client at each call), a parameter as in
@@ -587,9 +737,9 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
     def __init__(
         self,
         *,
-        focal_alpha: float = 0.25,
+        focal_alpha: float | Sequence[float] | Mapping[Any, float] | str | None = None,
         focal_gamma: float = 2.0,
-        focal_hessian: str = DEFAULT_HESSIAN,
+        focal_hessian: str | None = None,
         focal_proba: str = "posterior",
         client: distributed.Client | None = None,
         **kwargs: Any,
@@ -613,9 +763,15 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         self._asynchronous = client.asynchronous if client is not None else False
         self._client = client
 
-    def focal_loss(self) -> FocalLoss:
-        """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return focal_loss_of(self)
+    def focal_loss(self, classes: Any = None) -> Loss:
+        """The loss of the current ``focal_*`` parameters for ``classes``, as ``XGBFocalClassifier.focal_loss``.
+
+        ``classes`` defaults to ``classes_`` once fitted, else two classes
+        ``[0, 1]``; ``focal_alpha="balanced"`` is resolved in ``fit`` only.
+        """
+        if classes is None:
+            classes = getattr(self, "classes_", None)
+        return estimator_loss(self, np.arange(2) if classes is None else np.asarray(classes))
 
     def __sklearn_clone__(self) -> DaskXGBFocalClassifier:
         return _clone_sharing_client(self, super().__sklearn_clone__)
@@ -649,27 +805,41 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
             eval_set,
             ("sample_weight_eval_set", sample_weight_eval_set),
         )
-        loss = self.focal_loss()
-        _check_proba(self, _gfx.PROBA_MODES)
-        _gfx._focal_params({"objective": self.objective, "scale_pos_weight": self.scale_pos_weight}, None)
+        # what needs no data is checked before any work on the cluster
+        check_focal_params(self)
+        _gfx._check_proba_mode(self.focal_proba)
+        _gfx._focal_params({"scale_pos_weight": self.scale_pos_weight}, None)
         if callable(self.eval_metric):
             raise ValueError(
                 "DaskXGBFocalClassifier takes eval_metric=None (the focal loss over all workers) or XGBoost metric "
                 "names; XGBoost would average a callable metric over the workers"
             )
         client = _client(self.client)
-        classes = _two_classes(client, y, type(self).__name__)
-        y01 = _encoded(y, classes)
+        classes = _fit_classes(client, y, type(self).__name__)
+        n_classes = classes.shape[0]
+        k = 1 if n_classes == 2 else n_classes
+        # XGBClassifier's default "binary:logistic" stands for the link; it switches to multi:softprob for K > 2
+        given = None if k != 1 and self.objective == "binary:logistic" else self.objective
+        _gfx._focal_params({"objective": given}, None, k)
+        codes = _encoded(y, classes)
         params = self.get_xgb_params()
-        if self.base_score is None and xgb_model is None:
+        params.pop("objective", None)  # checked above; xgboost_train sets the link
+        if k != 1:
+            params["num_class"] = k
+        need_start = self.base_score is None and xgb_model is None
+        if need_start or _is_balanced(self.focal_alpha):
             # from the labels' partitions (float64 weights), as XGBFocalClassifier does from y and sample_weight
-            params["base_score"] = float(1.0 / (1.0 + math.exp(-init_score(loss, y01, sample_weight, client=client))))
+            loss, totals = _fit_loss(self, client, classes, codes, sample_weight, None)
+        else:
+            loss, totals = estimator_loss(self, classes), None
+        if need_start:
+            params["base_score"] = _gfx._start(_start_from_totals(loss, totals))
         quantile = params.get("tree_method") in (None, "hist", "approx")
         make = _xgb_dask.DaskQuantileDMatrix if quantile else _xgb_dask.DaskDMatrix
         common: dict[str, Any] = {"missing": self.missing, "enable_categorical": self.enable_categorical}
         if quantile:
             common["max_bin"] = self.max_bin
-        dtrain = make(client, X, y01, weight=sample_weight, **common)
+        dtrain = make(client, X, codes, weight=sample_weight, **common)
         evals = []
         for i, (X_eval, y_eval) in enumerate(eval_set or ()):
             w_eval = None if sample_weight_eval_set is None else sample_weight_eval_set[i]
@@ -702,7 +872,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         self._Booster = result["booster"]
         self.evals_result_ = result["history"]
         self.classes_ = classes
-        self.n_classes_ = 2
+        self.n_classes_ = n_classes
         self._focal_loss = loss  # what XGBFocalClassifier.fit leaves for prediction; to_local copies it
         return self
 
@@ -715,31 +885,33 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
             params.pop(name, None)
         local = XGBFocalClassifier(**params)
         local._Booster = self.get_booster()
-        local.n_classes_ = 2
+        local.n_classes_ = self.n_classes_
         local._gbfocal_classes = self.classes_
         local._focal_loss = self._focal_loss
         return local
 
-    def _map(self, X: Any, fn: Any, *, proba: bool, dtype: Any) -> Any:
+    def _map(self, X: Any, fn: Any, *, width: int | None, dtype: Any) -> Any:
         model = _client(self.client).scatter(self.to_local(), hash=False)
-        return _map_rows(X, fn, model, proba=proba, dtype=dtype)
+        return _map_rows(X, fn, model, width=width, dtype=dtype)
 
     def decision_function(self, X: Any) -> Any:
-        """``XGBFocalClassifier.decision_function`` per partition: a dask array of shape ``(n,)``, float64.
+        """``XGBFocalClassifier.decision_function`` per partition: a dask array, float64.
 
-        That is the log-odds of the ``predict_proba`` probability (the raw
-        margin with ``focal_proba="sigmoid"``); raw margins:
+        Two classes: shape ``(n,)``, the log-odds of the ``predict_proba``
+        probability (the raw margin with ``focal_proba="sigmoid"``). K
+        classes: shape ``(n, K)``, ``log predict_proba`` (the raw margins with
+        ``"softmax"``). Raw margins:
         ``xgboost.dask.predict(client, model.get_booster(), X, output_margin=True)``.
         """
-        return self._map(X, _block_decision, proba=False, dtype=np.float64)
+        return self._map(X, _block_decision, width=_score_width(self.n_classes_), dtype=np.float64)
 
     def predict_proba(self, X: Any) -> Any:  # type: ignore[override]
-        """Class probabilities: dask array ``(n, 2)``, float64, columns as ``classes_``, rows summing to 1."""
-        return self._map(X, _block_predict_proba, proba=True, dtype=np.float64)
+        """Class probabilities: dask array ``(n, K)``, float64, columns as ``classes_``, rows summing to 1."""
+        return self._map(X, _block_predict_proba, width=self.n_classes_, dtype=np.float64)
 
     def predict(self, X: Any) -> Any:  # type: ignore[override]
         """Predicted labels from ``classes_``: a dask array of shape ``(n,)``."""
-        return self._map(X, _block_predict, proba=False, dtype=self.classes_.dtype)
+        return self._map(X, _block_predict, width=None, dtype=self.classes_.dtype)
 
 
 # --------------------------------------------------------------------------- LightGBM estimator
@@ -748,27 +920,31 @@ _LGBMRegressorBase: type = _lgb_dask.LGBMRegressor if _lgb_dask is not None else
 
 
 class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
-    """What each worker fits inside ``lightgbm.dask``: the focal loss on 0/1 codes.
+    """What each worker fits inside ``lightgbm.dask``: the client's focal loss on class codes 0..K-1.
 
-    A regressor, not a classifier: the client has encoded the labels
-    (``classes_[1]`` is 1) and a worker's partitions may hold a single class,
-    which a classifier would re-encode locally. The start arrives as
-    ``init_score``; the client folds it into the first tree after training.
+    A regressor, not a classifier: the client has encoded the labels and a
+    worker's partitions may hold only some of the classes, which a
+    classifier would re-encode locally. ``fit`` takes the loss the client
+    resolved (``focal_alpha="balanced"`` needs every partition's class
+    totals) and ``n_margins``, LightGBM's ``num_class`` (1 for binary, K for
+    K classes). The start arrives as ``init_score`` (``(n,)`` or ``(n, K)``);
+    the client folds it into the first tree(s) after training.
     """
 
     def __init__(
         self,
         *,
-        focal_alpha: float = 0.25,
+        focal_alpha: Any = None,
         focal_gamma: float = 2.0,
-        focal_hessian: str = DEFAULT_HESSIAN,
+        focal_hessian: str | None = None,
         focal_proba: str = "posterior",
         **kwargs: Any,
     ) -> None:
+        # the client's parameters, kept so that lightgbm.dask can copy them back; the loss comes with fit
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.focal_hessian = focal_hessian
-        self.focal_proba = focal_proba  # for prediction only: the client's twin reads it
+        self.focal_proba = focal_proba
         super().__init__(**kwargs)
 
     def _process_params(self, stage: str) -> dict[str, Any]:
@@ -779,13 +955,28 @@ class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
         if stage == "fit":
             if all(given.get(k) is None for k in _gfl._aliases("metric")):
                 params["metric"] = "None"  # the regressor's default, l2, means nothing here
-            self._objective = _gfl.FocalObjective(focal_loss_of(self), _gfl._threads_from_params(params))
+            for key in _gfl._aliases("num_class"):
+                params.pop(key, None)
+            if self._n_margins != 1:
+                params["num_class"] = self._n_margins
+            self._objective = _gfl.FocalObjective(self._focal_loss, _gfl._threads_from_params(params))
             params["objective"] = self._objective
         return params
 
-    def fit(self, X: Any, y: Any, eval_metric: Any = None, callbacks: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def fit(  # type: ignore[override]
+        self,
+        X: Any,
+        y: Any,
+        *,
+        focal_loss: Loss,
+        n_margins: int,
+        eval_metric: Any = None,
+        callbacks: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        self._focal_loss, self._n_margins = focal_loss, n_margins
         # lightgbm.dask puts the worker's thread count in num_threads; the metric uses as many
-        metric = _gfl._SklearnFocalMetric(focal_loss_of(self), _gfl._threads_from_params(self.get_params()))
+        metric = _gfl._SklearnFocalMetric(focal_loss, _gfl._threads_from_params(self.get_params()))
         user = [] if eval_metric is None else (list(eval_metric) if isinstance(eval_metric, list) else [eval_metric])
         return super().fit(
             X,
@@ -800,21 +991,27 @@ _LGBMDaskBase: type = _lgb_dask.DaskLGBMClassifier if _lgb_dask is not None else
 
 
 class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
-    """``lightgbm.DaskLGBMClassifier`` trained with the α-balanced focal loss (binary).
+    """``lightgbm.DaskLGBMClassifier`` trained with the α-balanced focal loss, two classes or more.
 
     The Dask twin of :class:`gbfocal.lightgbm.LGBMFocalClassifier`: same
-    ``focal_*`` parameters (``focal_proba`` included), every other one a
-    LightGBM one (plus ``client``).
+    ``focal_*`` parameters (``focal_alpha`` forms and ``focal_proba``
+    included), every other one a LightGBM one (plus ``client``).
     ``fit(X, y, sample_weight=None, eval_set=None, ...)`` takes dask
-    collections partitioned by rows; ``y`` any two labels (``classes_``
-    sorted, ``classes_[1]`` positive). Labels are encoded on the workers, the
-    focal start is :func:`init_score` of the whole training set (weights
-    rounded to float32 as LightGBM stores them), given to every worker as
-    ``init_score`` and, after training, added to the leaves of the first tree,
+    collections partitioned by rows; ``y`` any class labels (``classes_``
+    sorted, found on the workers). Two classes train a
+    :class:`~gbfocal.FocalLoss` (``classes_[1]`` positive), three or more a
+    :class:`~gbfocal.MulticlassFocalLoss` (``num_class=K``, K trees per
+    round). Labels are encoded on the workers, which send back K class
+    weight totals per partition (never the labels; weights rounded to
+    float32 as LightGBM stores them): they resolve
+    ``focal_alpha="balanced"`` and give the focal start, the single-machine
+    one, which every worker gets as ``init_score`` and which, after training,
+    is added to the leaves of the first tree (K classes: the first K trees),
     so the model predicts correct margins on its own. ``predict_proba``
-    (dask ``(n, 2)``, rows summing to 1), ``predict`` (labels) and
-    ``decision_function`` (margins ``(n,)``) run :meth:`to_local`'s
-    ``LGBMFocalClassifier`` on each partition, as LightGBM's Dask classes do.
+    (dask ``(n, K)``, rows summing to 1), ``predict`` (labels) and
+    ``decision_function`` (``(n,)`` for two classes, ``(n, K)`` for K) run
+    :meth:`to_local`'s ``LGBMFocalClassifier`` on each partition, as
+    LightGBM's Dask classes do.
 
     Not supported: ``class_weight`` (LightGBM's Dask interface computes it per
     worker), ``init_score``/``eval_init_score`` (the start is the focal one),
@@ -827,9 +1024,9 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
     def __init__(
         self,
         *,
-        focal_alpha: float = 0.25,
+        focal_alpha: Any = None,
         focal_gamma: float = 2.0,
-        focal_hessian: str = DEFAULT_HESSIAN,
+        focal_hessian: str | None = None,
         focal_proba: str = "posterior",
         client: distributed.Client | None = None,
         **kwargs: Any,
@@ -840,9 +1037,14 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
         self.focal_proba = focal_proba
         super().__init__(client=client, **kwargs)
 
-    def focal_loss(self) -> FocalLoss:
-        """The :class:`~gbfocal.FocalLoss` of the current ``focal_*`` parameters."""
-        return focal_loss_of(self)
+    def focal_loss(self) -> Loss:
+        """The loss the fitted model was trained with; before ``fit``, the binary loss of the ``focal_*`` parameters.
+
+        As ``LGBMFocalClassifier.focal_loss`` (``focal_alpha="balanced"``
+        needs the training labels, so only the fitted model has its loss).
+        """
+        loss = getattr(self, "_focal_loss", None)
+        return estimator_loss(self, np.array([0, 1])) if loss is None else loss
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The parameters, ``client`` included.
@@ -901,12 +1103,16 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
         for key in _gfl._aliases("metric"):
             _gfl._refuse_probability_metrics(given.get(key), key)
         _gfl._refuse_probability_metrics(eval_metric, "eval_metric")
-        loss = self.focal_loss()
-        _check_proba(self, _gfl.PROBA_MODES)
+        check_focal_params(self)
+        _gfl._check_proba_mode(self.focal_proba, None)
         client = _lgb_dask._get_dask_client(self.client)
-        classes = _two_classes(client, y, type(self).__name__)
-        y01 = _encoded(y, classes)
-        start = init_score(loss, y01, sample_weight, client=client, weight_dtype="float32")
+        classes = _fit_classes(client, y, type(self).__name__)
+        n_classes = classes.shape[0]
+        _gfl._check_proba_mode(self.focal_proba, n_classes)
+        codes = _encoded(y, classes)
+        # float32 weights: what LightGBM stores, hence what LGBMFocalClassifier counts
+        loss, totals = _fit_loss(self, client, classes, codes, sample_weight, "float32")
+        start = _start_from_totals(loss, totals)
         evals = [(X_eval, _encoded(y_eval, classes)) for X_eval, y_eval in (eval_set or ())]
         eval_start = [_constant_like(y_eval, start) for _, y_eval in evals]
         with warnings.catch_warnings():
@@ -917,14 +1123,16 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
             self._lgb_dask_fit(
                 model_factory=_WorkerFocalModel,
                 X=X,
-                y=y01,
+                y=codes,
                 sample_weight=sample_weight,
-                init_score=_constant_like(y01, start),
+                init_score=_constant_like(codes, start),
                 eval_set=evals or None,
                 eval_names=eval_names,
                 eval_sample_weight=eval_sample_weight,
                 eval_init_score=eval_start or None,
                 eval_metric=eval_metric,
+                focal_loss=loss,
+                n_margins=1 if n_classes == 2 else n_classes,
                 **kwargs,
             )
         for key in _gfl._aliases("num_threads") - given.keys():
@@ -935,7 +1143,7 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
         _gfl._fold_into_first_tree(self._Booster, start)
         _gfl._record_loss(self._Booster, loss)
         self._classes = classes
-        self._n_classes = 2
+        self._n_classes = n_classes
         self._focal_loss = loss  # what LGBMFocalClassifier.fit leaves for prediction; to_local copies it
         self.focal_start_ = start
         return self
@@ -946,27 +1154,30 @@ class DaskLGBMFocalClassifier(_LGBMDaskBase):  # type: ignore[misc, valid-type]
 
         return self._lgb_dask_to_local(LGBMFocalClassifier)
 
-    def _map(self, X: Any, fn: Any, *, proba: bool, dtype: Any) -> Any:
+    def _map(self, X: Any, fn: Any, *, width: int | None, dtype: Any) -> Any:
         model = _lgb_dask._get_dask_client(self.client).scatter(self.to_local(), hash=False)
-        return _map_rows(X, fn, model, proba=proba, dtype=dtype)
+        return _map_rows(X, fn, model, width=width, dtype=dtype)
 
     def decision_function(self, X: Any) -> Any:
-        """``LGBMFocalClassifier.decision_function`` per partition: a dask array of shape ``(n,)``.
+        """``LGBMFocalClassifier.decision_function`` per partition: a dask array, float64.
 
-        That is the logit of the ``predict_proba`` probability (the raw
-        margin with ``focal_proba="sigmoid"``); ``booster_.predict(X,
-        raw_score=True)`` gives the raw margins, start included.
+        Two classes: shape ``(n,)``, the logit of the ``predict_proba``
+        probability (the raw margin with ``focal_proba="sigmoid"``). K
+        classes: shape ``(n, K)``, whose softmax is ``predict_proba`` (the
+        log posterior; the raw margins with ``"softmax"``).
+        ``booster_.predict(X, raw_score=True)`` gives the raw margins, start
+        included.
         """
-        return self._map(X, _block_decision, proba=False, dtype=np.float64)
+        return self._map(X, _block_decision, width=_score_width(self.n_classes_), dtype=np.float64)
 
     def predict_proba(self, X: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Class probabilities: dask array ``(n, 2)``, columns as ``classes_``, rows summing to 1."""
+        """Class probabilities: dask array ``(n, K)``, columns as ``classes_``, rows summing to 1."""
         if kwargs:
             raise TypeError(f"DaskLGBMFocalClassifier.predict_proba takes only X, got {sorted(kwargs)}")
-        return self._map(X, _block_predict_proba, proba=True, dtype=np.float64)
+        return self._map(X, _block_predict_proba, width=self.n_classes_, dtype=np.float64)
 
     def predict(self, X: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Predicted labels from ``classes_``: a dask array of shape ``(n,)``."""
         if kwargs:
             raise TypeError(f"DaskLGBMFocalClassifier.predict takes only X, got {sorted(kwargs)}")
-        return self._map(X, _block_predict, proba=False, dtype=self.classes_.dtype)
+        return self._map(X, _block_predict, width=None, dtype=self.classes_.dtype)
