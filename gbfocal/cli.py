@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
             "precision (primary), ROC-AUC, precision at recall 0.5, Brier score, log loss and training time, "
             "with 95% intervals and the paired difference focal - weighted logloss. With no options: "
             f"{_datasets.DEFAULT_DATASET} (stratified subsample of {_datasets.DEFAULT_MAX_ROWS:,} rows), "
-            f"xgboost and lightgbm, {_DEFAULT['seeds']} seeds, a few minutes on 2 cores."
+            f"xgboost and lightgbm, {_DEFAULT['seeds']} seeds; measured on 2 cores: about 30 s with the "
+            "compiled kernels cached, about 50 s on a first run that compiles them."
         ),
         epilog=(
             f"--full sets {_FULL['seeds']} seeds, every installed real dataset (binary and multiclass), at most "

@@ -382,7 +382,7 @@ def xgboost_base_score(
     _require_xgboost()
     loss = check_loss(loss)
     _check_dask_dmatrix(dtrain, "dtrain")
-    return _gfx._start(_start_from_totals(loss, _dmatrix_totals(_client(client), loss, dtrain, n_classes)))
+    return _gfx._start(loss, _start_from_totals(loss, _dmatrix_totals(_client(client), loss, dtrain, n_classes)))
 
 
 class XGBoostFocalMetric(_gfx.FocalMetric if _gfx is not None else object):  # type: ignore[misc]
@@ -461,7 +461,7 @@ def _train_xgboost(
     if train_kwargs.get("xgb_model") is None and params.get("base_score") is None:
         if totals is None:
             totals = _dmatrix_totals(client, loss, dtrain, None if k == 1 else k)
-        start = _gfx._start(_start_from_totals(loss, totals))
+        start = _gfx._start(loss, _start_from_totals(loss, totals))
     full = _gfx._focal_params(params, start, k)
     if focal_metric and train_kwargs.get("custom_metric") is None:
         train_kwargs["custom_metric"] = XGBoostFocalMetric(loss, n_threads=n_threads)
@@ -833,7 +833,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
         else:
             loss, totals = estimator_loss(self, classes), None
         if need_start:
-            params["base_score"] = _gfx._start(_start_from_totals(loss, totals))
+            params["base_score"] = _gfx._start(loss, _start_from_totals(loss, totals))
         quantile = params.get("tree_method") in (None, "hist", "approx")
         make = _xgb_dask.DaskQuantileDMatrix if quantile else _xgb_dask.DaskDMatrix
         common: dict[str, Any] = {"missing": self.missing, "enable_categorical": self.enable_categorical}
