@@ -341,7 +341,8 @@ def test_bad_parameters(kwargs, exc, match):
         ([0, 1, 1], [0, np.inf, -np.inf], None, ValueError, "raw_prediction contains 2 NaN or infinite"),
         ([0, 1, 1], [0, 0], None, ValueError, "raw_prediction has 2 rows but y_true has 3"),
         ([0, 1, 1], [[0, 0, 0]], None, ValueError, "raw_prediction must be 1-D"),
-        ([[0, 1, 1]], [0, 0, 0], None, ValueError, "y_true must be 1-D"),
+        # a label matrix is multi-label (K binary problems): its margins must be (n, K) too
+        ([[0, 1, 1]], [0, 0, 0], None, ValueError, r"raw_prediction must be 2-D, one margin per label"),
         ([], [], None, ValueError, "y_true is empty"),
         ([0, 1, 1], ["x", "y", "z"], None, TypeError, "raw_prediction must be a numeric array"),
         ([0, 1, 1], [0, 0, 0], [1, -1, 1], ValueError, "sample_weight contains negative values"),

@@ -147,8 +147,6 @@ def test_bad_labels_are_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"raw_prediction has shape \(400, 2\) but the labels have shape \(400, 3\)"):
         loss.loss(y, z[:, :2])
     with pytest.raises(ValueError, match=r"for multi-label data .* use gbfocal.MultilabelFocalLoss"):
-        FocalLoss().gradient_hessian(y, z)
-    with pytest.raises(ValueError, match=r"for multi-label data .* use gbfocal.MultilabelFocalLoss"):
         FocalLoss().prepared(y)
 
 
