@@ -54,6 +54,27 @@ posterior (``loss.posterior``); :func:`train` stores the loss in the booster
 XGBoost deployment can apply the posterior formula to
 ``predict(output_margin=True)`` (README, "Serving a saved focal model").
 
+Metrics (the same rule as :mod:`gbfocal.lightgbm`)
+--------------------------------------------------
+* The focal metric, ``"focal"`` (the weighted mean focal loss of the raw
+  margins, :class:`FocalMetric`), is always reported for every evaluation
+  set, by :func:`train` and by :class:`XGBFocalClassifier`, and it is the
+  metric early stopping uses: XGBoost's ``EarlyStopping`` watches the last
+  metric of the last evaluation set, and gbfocal reports the focal metric
+  after every other (a ``custom_metric`` of yours is reported before it).
+  It is minimised; ``maximize=True`` is refused. Only an ``EarlyStopping``
+  callback of your own with ``metric_name`` set decides otherwise.
+* XGBoost's rank metrics are allowed beside it: ``auc``, ``aucpr``,
+  ``map``, ``ndcg`` and ``pre`` (also ``@n`` and ``-``). They depend only on
+  the order of the scores; for two classes σ(margin) orders the rows as the
+  focal posterior does, for K classes they score softmax(margins).
+* Every other built-in metric (``logloss``, ``error``, ``mlogloss``,
+  ``merror``, ``rmse``...) is refused with a ``ValueError``: with a focal
+  objective XGBoost computes it on σ(margin) or softmax(margins), not on the
+  posterior that :func:`predict_posterior` and ``predict_proba`` return, so
+  its value, and early stopping on it, would mislead. Compute such scores on
+  those probabilities after training.
+
 Labels and weights are read from each DMatrix once, on first use, and kept
 (with the gradient/Hessian buffers) for as long as that DMatrix lives; build a
 new objective or metric if you change a DMatrix's labels or weights in place.
@@ -328,6 +349,58 @@ class FocalMetric:
         return self.name, rows.mean_loss(self.loss, margins, self.n_threads)
 
 
+#: XGBoost's metrics that depend only on the order of the scores (with ``@n`` or a ``-`` suffix too).
+_RANK_METRICS = ("auc", "aucpr", "map", "ndcg", "pre")
+
+
+def _metric_names(value: object) -> list[str]:
+    """The built-in metric names in ``value``: a name or a list of names and callables (callables skipped)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _refuse_non_rank_metrics(value: object, where: str) -> list[str]:
+    """The built-in metric names in ``value``, refused unless each is a rank metric (``_RANK_METRICS``)."""
+    names = _metric_names(value)
+    bad = [name for name in names if name.strip().lower().split("@", 1)[0].rstrip("-") not in _RANK_METRICS]
+    if bad:
+        raise ValueError(
+            f"{where} asks for {bad}, which XGBoost computes on sigma(margin) or softmax(margins) with a focal "
+            "objective, not on the class posterior that predict_proba and predict_posterior return, so its value "
+            "and early stopping on it would mislead. The focal metric ('focal') is always reported and early "
+            f"stopping uses it; rank metrics {list(_RANK_METRICS)} are allowed beside it; for log loss, error or "
+            "Brier score evaluate predict_proba / gbfocal.xgboost.predict_posterior yourself."
+        )
+    return names
+
+
+class _WithFocal:
+    """A ``custom_metric`` of the caller's, reported first, then the focal metric, which early stopping uses.
+
+    ``(predt, dmatrix) -> [(name, value), ...]``: XGBoost logs a list in
+    order, and its ``EarlyStopping`` watches the last metric logged.
+    """
+
+    def __init__(self, given: Callable, focal: FocalMetric) -> None:
+        self.given, self.focal = given, focal
+
+    def __call__(self, predt: np.ndarray, dmatrix: xgb.DMatrix) -> list[tuple[str, float]]:
+        result = self.given(predt, dmatrix)
+        return [*(result if isinstance(result, list) else [result]), self.focal(predt, dmatrix)]
+
+
+def _with_focal(given: Callable | None, focal: FocalMetric) -> Callable:
+    """The custom metric to train with: the focal metric, last (a :class:`FocalMetric` given is used as it)."""
+    if given is None:
+        return focal
+    if isinstance(given, FocalMetric):
+        return given
+    return _WithFocal(given, focal)
+
+
 def objective(loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> FocalObjective:
     """The picklable XGBoost objective ``(predt, dtrain) -> (grad, hess)`` of ``loss``.
 
@@ -555,10 +628,13 @@ def train(
     Trains on ``dtrain`` (labels in {0, 1} for :class:`~gbfocal.FocalLoss`,
     class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`, an
     ``(n, K)`` 0/1 matrix for :class:`~gbfocal.MultilabelFocalLoss`;
-    optional row weights) with :func:`objective` and, unless ``custom_metric`` is
-    given, :func:`metric` reported for every set in ``evals`` (early
-    stopping minimises it; XGBoost's default metric is then switched off
-    unless ``params`` name an ``eval_metric``). ``params`` (None: ``{}``) go
+    optional row weights) with :func:`objective`, and :func:`metric`
+    reported for every set in ``evals``, last, so that early stopping
+    (``early_stopping_rounds``) minimises it (see "Metrics" in the module
+    docstring). A ``custom_metric`` of yours is reported before it;
+    ``params["eval_metric"]`` may name rank metrics only (``"auc"``,
+    ``"aucpr"``, ``"map"``, ``"ndcg"``, ``"pre"``), anything else, such as
+    ``"logloss"``, is refused. ``params`` (None: ``{}``) go
     through :func:`params`: the link (``binary:logistic``, also per label,
     or ``multi:softprob`` with ``num_class``) and ``base_score`` from
     ``loss.init_score`` are added; when continuing from ``xgb_model`` the
@@ -591,10 +667,15 @@ def train(
     rows = obj.prepared(dtrain, None if k == 1 else k)
     continuing = train_kwargs.get("xgb_model") is not None
     full = _focal_params(params, None if continuing else _start(loss, rows.init_score(loss)), k, loss.link)
-    if train_kwargs.get("custom_metric") is None:
-        train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
-        if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
-            full["disable_default_eval_metric"] = True
+    _refuse_non_rank_metrics(full.get("eval_metric"), "params['eval_metric']")
+    if train_kwargs.get("maximize"):
+        raise ValueError(
+            "maximize=True would make early stopping maximise the focal loss, which it uses (smaller is "
+            "better); leave maximize unset"
+        )
+    train_kwargs["custom_metric"] = _with_focal(train_kwargs.get("custom_metric"), metric(loss, n_threads=n_threads))
+    if full.get("eval_metric") is None:  # else XGBoost adds its default (logloss), which reads sigma(margin)
+        full["disable_default_eval_metric"] = True
     booster = xgb.train(full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
     _store_loss(booster, loss)
     return booster
@@ -709,17 +790,6 @@ class _FitObjective:
         if np.shape(y_true)[0] != self.rows.n_rows:  # pragma: no cover - XGBoost trains on the rows given to fit
             raise RuntimeError("XGBoost passed a training set other than the one given to fit")
         return self.rows.gradient_hessian(self.loss, _margins_of(self.loss, y_pred), self.n_threads)
-
-
-class _FitMetric:
-    """The focal metric in the wrapper's signature ``(y_true, y_score[, sample_weight]) -> value``."""
-
-    def __init__(self, loss: Loss, n_threads: int | None) -> None:
-        self.loss, self.n_threads = loss, n_threads
-        self.__name__ = "focal"  # the wrapper names the metric after its function
-
-    def __call__(self, y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-        return self.loss.mean_loss(y_true, _margins_of(self.loss, y_score), sample_weight, self.n_threads)
 
 
 @contextlib.contextmanager
@@ -976,6 +1046,9 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     ``w * g`` as float32.
     """
 
+    #: The focal metric while ``fit`` runs (see ``_configure_fit``), else None.
+    _gbfocal_fit_metric: FocalMetric | None = None
+
     def __init__(
         self,
         *,
@@ -1008,12 +1081,21 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         params = super().get_xgb_params()
         for name in _FOCAL_PARAMS:
             params.pop(name, None)
-        if isinstance(self.eval_metric, _FitMetric):  # inside fit: report the focal loss alone
+        if self._gbfocal_fit_metric is not None and not _metric_names(self.eval_metric):
+            # inside fit, no built-in metric named: without this XGBoost adds logloss, which reads sigma(margin)
             params["disable_default_eval_metric"] = True
         if params.get("objective") == "binary:logistic" and getattr(self, "n_classes_", 2) > 2:
             # XGBClassifier's default stands for the link; set_params hands these to the fitted booster.
             params["objective"] = "multi:softprob"
         return params
+
+    def _configure_fit(self, *args: Any, **kwargs: Any) -> Any:
+        # XGBoost's hook that turns eval_metric into xgboost.train's custom_metric (the second item it
+        # returns): inside fit the focal metric joins it, last, so that early stopping uses it.
+        configured = super()._configure_fit(*args, **kwargs)
+        if self._gbfocal_fit_metric is None:
+            return configured
+        return (configured[0], _with_focal(configured[1], self._gbfocal_fit_metric), *configured[2:])
 
     def _n_threads(self) -> int | None:
         """Threads for the objective: XGBoost's ``n_jobs``, where None or <= 0 means every core."""
@@ -1127,6 +1209,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         # Validated up front so a bad value names the parameter, not XGBoost's internals.
         check_focal_params(self)
         _check_proba_mode(self.focal_proba)
+        _refuse_non_rank_metrics(self.eval_metric, "eval_metric")
         n_labels = _label_columns(y)
         if n_labels is None:
             classes, codes = self._fit_classes(y)
@@ -1153,15 +1236,14 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         start = self.base_score
         if start is None and xgb_model is None:
             start = _start(loss, rows.init_score(loss) if init is None else init)
-        eval_metric = _FitMetric(loss, n_threads) if self.eval_metric is None else self.eval_metric
         self._gbfocal_classes = None
-        # XGBClassifier.fit takes its objective, metric and base_score from these attributes only;
-        # they are set for the call and restored afterwards, so get_params() never changes.
+        # XGBClassifier.fit takes its objective and base_score from these attributes only; they are set
+        # for the call and restored afterwards, so get_params() never changes. _configure_fit adds the metric.
         with _swapped(
             self,
             objective=_FitObjective(loss, rows, n_threads),
-            eval_metric=eval_metric,
             base_score=start,
+            _gbfocal_fit_metric=FocalMetric(loss, n_threads=n_threads),
         ):
             super().fit(
                 X,
