@@ -61,6 +61,7 @@ the classifier record the loss (``loss.to_dict()``) in the model text, so
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import numbers
@@ -95,32 +96,6 @@ __all__ = [
     "train",
 ]
 
-#: Built-in LightGBM metrics that read the raw score as a probability when the
-#: objective is custom (binary_logloss of a model whose true logloss is 0.50
-#: reads 3.47), so they are refused rather than reported wrong.
-_PROBABILITY_METRICS = frozenset(
-    {
-        "binary_logloss",
-        "binary",
-        "binary_error",
-        "cross_entropy",
-        "xentropy",
-        "cross_entropy_lambda",
-        "xentlambda",
-        "kullback_leibler",
-        "kldiv",
-        # multiclass: multi_logloss reads the raw scores as probabilities; multi_error ranks the raw margins,
-        # which under focal loss with per-class alpha need not rank as the posterior that predict uses
-        "multi_logloss",
-        "multiclass",
-        "softmax",
-        "multiclassova",
-        "multiclass_ova",
-        "ova",
-        "ovr",
-        "multi_error",
-    }
-)
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 #: What ``LGBMFocalClassifier(focal_proba=...)`` returns as probabilities: the recovered posterior, or the
 #: engine's usual link of the margins (``"sigmoid"`` binary only; ``"softmax"`` any K, for K = 2 the sigmoid).
@@ -183,34 +158,93 @@ def _metric_names(value: object) -> list[str]:
     return names
 
 
-def _refuse_probability_metrics(value: object, where: str) -> None:
-    bad = [m for m in _metric_names(value) if m in _PROBABILITY_METRICS or m in ("logloss", "error")]
+#: LightGBM's metrics (and their aliases) that depend only on the order of the scores: they read the same on
+#: raw margins as on probabilities, with or without :func:`train`'s start (a constant per class, which the
+#: objective adds to the scores it receives, not LightGBM). Then the names that ask for no metric.
+_RANK_METRICS = frozenset(
+    {
+        "auc",
+        "auc_mu",
+        "average_precision",
+        "map",
+        "mean_average_precision",
+        "ndcg",
+        "lambdarank",
+        "rank_xendcg",
+        "xendcg",
+        "xe_ndcg",
+        "xe_ndcg_mart",
+        "xendcg_mart",
+    }
+)
+_NO_METRIC = frozenset({"none", "null", "na", "custom", ""})
+
+
+def _refuse_non_rank_metrics(value: object, where: str) -> None:
+    """Refuse every built-in metric in ``value`` (a name, comma-separated names or a list) but rank metrics.
+
+    With a custom objective LightGBM applies no link: ``binary_logloss``,
+    ``multi_logloss``, ``binary_error``, ``l2``... read the raw margins as
+    probabilities or targets (``binary_logloss`` of a model whose true log
+    loss is 0.50 reads 3.47), and ``multi_error`` ranks the margins, which
+    under per-class α need not rank as the posterior ``predict`` uses.
+    """
+    bad = [m for m in _metric_names(value) if m not in _RANK_METRICS | _NO_METRIC]
     if bad:
         raise ValueError(
-            f"{where} asks for {bad}, which LightGBM computes on the raw score as if it were a probability "
-            "when the objective is custom, so the values would be wrong. Use the focal metric (added "
-            "automatically), a rank metric such as 'auc' or 'average_precision', or evaluate "
-            "gbfocal.lightgbm.predict_posterior(...) yourself."
+            f"{where} asks for {bad}, which LightGBM computes on the raw margins as if they were probabilities "
+            "when the objective is custom (there is no link), so its value and early stopping on it would be "
+            "wrong. The focal metric ('focal') is always reported and early stopping uses it; rank metrics "
+            "('auc', 'average_precision', 'map', 'ndcg', 'auc_mu') are allowed beside it; for log loss, error or "
+            "Brier score evaluate predict_proba / "
+            "gbfocal.lightgbm.predict_posterior yourself."
         )
 
 
-#: Built-in metrics that depend only on the order of the scores, so they read the same with or without
-#: :func:`train`'s start (which the objective adds to the scores it receives, not LightGBM).
-_RANK_METRICS = frozenset(
-    {"auc", "average_precision", "map", "mean_average_precision", "ndcg", "none", "null", "na", "custom", ""}
-)
+_refuse_probability_metrics = _refuse_non_rank_metrics  # the name gbfocal.dask calls it by
 
 
-def _refuse_shifted_metrics(params: dict) -> None:
+def _refuse_metric_params(params: dict, where: str = "params['{key}']") -> None:
+    """:func:`_refuse_non_rank_metrics` for ``params``' metric under every alias (``where`` names it)."""
     for key in sorted(_aliases("metric")):
-        bad = [m for m in _metric_names(params.get(key)) if m not in _RANK_METRICS]
-        if bad:
-            raise ValueError(
-                f"params[{key!r}] asks for {bad}, which LightGBM would compute on scores without gbfocal's start "
-                "(the objective and the focal metric add it; LightGBM's own score starts at 0). Use a rank metric "
-                "('auc', 'average_precision'), a feval (it receives the margins with the start), or "
-                "init_score=0.0."
-            )
+        _refuse_non_rank_metrics(params.get(key), where.format(key=key))
+
+
+class _FocalFirst:
+    """Callback: move the focal metric to the front of each round's results, so it is LightGBM's first metric.
+
+    LightGBM lists built-in metrics before ``feval`` ones; its early stopping
+    with ``first_metric_only=True`` (which gbfocal sets) watches the first
+    metric only. Runs after every round before any other callback; the
+    results are the list every callback of the round shares.
+    """
+
+    before_iteration = False
+    order = -1_000_000  # before any user callback, record_evaluation and early_stopping
+
+    def __call__(self, env: Any) -> None:
+        if env.evaluation_result_list:
+            env.evaluation_result_list.sort(key=lambda result: result[1] != FocalMetric.name)
+
+
+def _focal_decides(callbacks: Sequence[Callable] | None) -> list[Callable]:
+    """``callbacks`` plus :class:`_FocalFirst`, each ``lgb.early_stopping`` replaced by a copy that watches
+    the first metric only (the focal metric); the caller's callbacks are not changed."""
+    out: list[Callable] = []
+    for cb in _as_list(callbacks):
+        if isinstance(cb, lgb.callback._EarlyStoppingCallback) and not cb.first_metric_only:
+            cb = copy.copy(cb)
+            cb.first_metric_only = True
+        out.append(cb)
+    return [*out, _FocalFirst(), _SkipObjectiveReset()]
+
+
+def _first_metric_only(params: dict) -> dict:
+    """``params`` with ``first_metric_only=True`` (every alias replaced): ``early_stopping_round`` watches focal."""
+    for key in _aliases("first_metric_only"):
+        params.pop(key, None)
+    params["first_metric_only"] = True
+    return params
 
 
 #: LightGBM's class weighting parameters and their neutral values. They act inside LightGBM's built-in
@@ -828,8 +862,7 @@ def train(
     set_objective = sorted(k for k in _aliases("objective") if params.get(k) is not None)
     if set_objective:
         raise ValueError(f"gbfocal.lightgbm.train sets the objective itself; remove {set_objective} from params")
-    for key in _aliases("metric"):
-        _refuse_probability_metrics(params.get(key), f"params[{key!r}]")
+    _refuse_metric_params(params)
     _refuse_ignored_class_weights(params)
     _refuse_random_forest(params)
     start = _check_start(init_score)
@@ -852,7 +885,6 @@ def train(
             raise ValueError("init_score cannot be set together with init_model: the model's predictions are the start")
     elif focal_start or not _no_start(start):  # type: ignore[arg-type]
         _refuse_linear_trees(params)
-        _refuse_shifted_metrics(params)
         valid = list(valid_sets) if valid_sets is not None else []
         for name, ds in [("train_set", train_set), *((f"valid_sets[{i}]", ds) for i, ds in enumerate(valid))]:
             if isinstance(ds, lgb.Dataset) and _has_init_score(ds):
@@ -872,7 +904,7 @@ def train(
         fevals = [_PlusStart(f, value) for f in fevals]
 
     booster = lgb.train(
-        params,
+        _first_metric_only(params),
         train_set,
         num_boost_round,
         valid_sets=valid_sets,
@@ -880,7 +912,7 @@ def train(
         feval=[metric_, *fevals],
         init_model=init_model,
         keep_training_booster=keep_training_booster,
-        callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
+        callbacks=_focal_decides(callbacks),
     )
     _fold_into_first_tree(booster, value)
     _record_loss(booster, loss, keep_training_booster)
@@ -992,10 +1024,9 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         _refuse_random_forest(given)
         _refuse_ignored_class_weights(given, type(self).__name__)
         params = _without_focal_params(super()._process_params(stage))
-        if any(given.get(k) is not None for k in _aliases("metric")):
-            _refuse_probability_metrics(params.get("metric"), "metric")
-        else:
+        if all(given.get(k) is None for k in _aliases("metric")):  # fit has checked the metrics given
             params["metric"] = "None"  # LightGBM's default, binary_logloss, would misread raw scores
+        _first_metric_only(params)  # early stopping watches the first metric, which _FocalFirst makes focal
         self._objective = FocalObjective(self._focal_loss, _threads_from_params(params))
         self._focal_metric.n_threads = self._objective.n_threads
         params["objective"] = self._objective
@@ -1066,7 +1097,8 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
         evals = _eval_pairs(eval_set, eval_X, eval_y)
         user_metrics = _as_list(eval_metric)
-        _refuse_probability_metrics(user_metrics, "eval_metric")
+        _refuse_non_rank_metrics(user_metrics, "eval_metric")
+        _refuse_metric_params(self.get_params(), "{key}")
 
         start: Start = 0.0
         if init_model is None and init_score is None and eval_init_score is None:
@@ -1099,7 +1131,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
             eval_metric=[self._focal_metric, *user_metrics],
             feature_name=feature_name,
             categorical_feature=categorical_feature,
-            callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
+            callbacks=_focal_decides(callbacks),
             init_model=init_model,
             **kwargs,
         )
