@@ -46,6 +46,30 @@ function with a custom objective) and reads labels and weights from the
 Dataset; they are validated and converted once per data set, not every round.
 One objective or metric object may serve several trainings at once.
 
+Metrics (the same rule as :mod:`gbfocal.xgboost`)
+--------------------------------------------------
+* The focal metric, ``"focal"`` (the weighted mean focal loss of the
+  margins, :class:`FocalMetric`), is always reported for every validation
+  set, by :func:`train` and by :class:`LGBMFocalClassifier`, and it is the
+  metric early stopping uses: gbfocal moves it to the front of each round's
+  results and sets ``first_metric_only=True``, both for
+  ``early_stopping_round`` in the parameters and for ``lgb.early_stopping``
+  callbacks (a copy with ``first_metric_only=True`` replaces yours; yours is
+  not changed). ``feval`` / callable ``eval_metric`` values are reported
+  after it.
+* LightGBM's rank metrics are allowed beside it: ``auc``,
+  ``average_precision``, ``map``, ``ndcg`` (and their aliases) and, for K
+  classes, ``auc_mu``. They depend only on the order of the scores, so the
+  raw margins and :func:`train`'s start do not change them; for two classes
+  the margins order the rows as the focal posterior does.
+* Every other built-in metric (``binary_logloss``, ``binary_error``,
+  ``multi_logloss``, ``multi_error``, ``l2``...) is refused with a
+  ``ValueError``: with a custom objective LightGBM applies no link and reads
+  the raw margins as probabilities (``binary_logloss`` of a model whose true
+  log loss is 0.50 reads 3.47), so its value, and early stopping on it,
+  would be wrong. Compute such scores on :func:`predict_posterior` /
+  ``predict_proba`` after training.
+
 Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
@@ -435,6 +459,20 @@ class FocalObjective:
     ``n_threads``: the kernel's threads, a positive int or None (every core).
     One instance may serve several ``lgb.train`` calls, also at once from
     several threads. Picklable.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> grad, hess = gfl.FocalObjective(loss, n_threads=1)(np.zeros(200), lgb.Dataset(X, y).construct())
+    >>> grad.shape, bool((hess > 0).all())
+    ((200,), True)
     """
 
     __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
@@ -476,6 +514,20 @@ class FocalMetric:
     misread). ``value`` is the
     weighted mean focal loss ``Σ w FL / Σ w`` over the data set; lower is
     better. Thread-safe and picklable, as :class:`FocalObjective`.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> name, value, higher_is_better = gfl.FocalMetric(loss)(np.zeros(200), lgb.Dataset(X, y).construct())
+    >>> name, higher_is_better, bool(np.isclose(value, loss.mean_loss(y, np.zeros(200))))
+    ('focal', False, True)
     """
 
     __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
@@ -538,6 +590,20 @@ def objective(loss: Loss, *, n_threads: int | None = None) -> FocalObjective:
     ``n_threads``: threads for the gradient kernel, a positive int or None
     (every core this process may use). With plain ``lgb.train`` boosting starts from 0;
     :func:`train` starts from the focal-optimal constant instead.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> booster = lgb.train({**small, "objective": gfl.objective(loss)}, lgb.Dataset(X, y), 5)  # starts from 0
+    >>> booster.predict(X, raw_score=True).shape
+    (200,)
     """
     return FocalObjective(loss, n_threads)
 
@@ -548,6 +614,23 @@ def metric(loss: Loss, *, n_threads: int | None = None) -> FocalMetric:
     ``preds`` must be raw margins of shape ``(n,)`` (``(n, K)`` for K classes), which is what LightGBM
     passes when the objective is custom (:func:`objective`). The value is the
     weighted mean focal loss of the data set.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> history = {}
+    >>> data = lgb.Dataset(X, y)
+    >>> _ = lgb.train({**small, "objective": gfl.objective(loss), "metric": "None"}, data, 3, valid_sets=[data],
+    ...               feval=gfl.metric(loss), callbacks=[lgb.record_evaluation(history)])
+    >>> list(history["training"]), len(history["training"]["focal"])
+    (['focal'], 3)
     """
     return FocalMetric(loss, n_threads)
 
@@ -557,6 +640,13 @@ def sigmoid(raw_margin: np.ndarray) -> np.ndarray:
 
     Under focal loss σ(margin) is under-confident (γ > 0) and shifted by α;
     use :func:`predict_posterior` for P(y = 1 | x).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gbfocal.lightgbm as gfl
+    >>> gfl.sigmoid(np.array([-800.0, 0.0, 800.0])).tolist()
+    [0.0, 0.5, 1.0]
     """
     from scipy.special import expit  # accurate in both tails, no overflow
 
@@ -635,6 +725,21 @@ def predict_posterior(loss: Loss | None, booster: lgb.Booster, data: Any, **pred
     Plain LightGBM cannot do this: a model trained with a custom objective
     has no link saved in it, so ``lgb.Booster(model_file=...).predict(X)``
     returns raw margins, not probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> booster = gfl.train(loss, small, lgb.Dataset(X, y), 5)
+    >>> proba = gfl.predict_posterior(None, booster, X)  # the loss is read from the model text
+    >>> proba.shape, bool(((proba > 0) & (proba < 1)).all())
+    ((200,), True)
     """
     if loss is None:
         loss = _recorded_loss(booster)
@@ -809,11 +914,13 @@ def train(
         class indices 0..K-1.
     params : dict or None
         LightGBM parameters, without ``objective`` (set here); None is ``{}``.
-        ``num_threads`` also sets the gradient kernel's threads. Built-in
-        metrics that read the score as a probability (``binary_logloss``,
-        ``binary_error``, ``cross_entropy``, ``multi_logloss``,
-        ``multi_error``...) are refused, and so are
-        LightGBM's class weighting parameters (``scale_pos_weight``,
+        ``num_threads`` also sets the gradient kernel's threads. ``metric``
+        may name rank metrics only (``auc``, ``average_precision``, ``map``,
+        ``ndcg``, ``auc_mu``); the others (``binary_logloss``,
+        ``binary_error``, ``multi_logloss``, ``multi_error``...) are refused
+        (see "Metrics" in the module docstring); ``first_metric_only`` is set
+        to True, so that ``early_stopping_round`` watches the focal metric.
+        Refused too are LightGBM's class weighting parameters (``scale_pos_weight``,
         ``is_unbalance``, ``pos_bagging_fraction``, ``neg_bagging_fraction``),
         which LightGBM ignores with a custom objective: weigh classes with
         ``loss.alpha`` or the Dataset's ``weight``.
@@ -828,8 +935,7 @@ def train(
         per-row ``init_score`` is then used as is, not saved in the model).
         A nonzero start is added to the scores the focal objective, the focal
         metric and every ``feval`` receive (LightGBM's own score buffers
-        start at 0), so built-in metrics other than rank metrics (``auc``,
-        ``average_precision``, ``map``, ``ndcg``) are refused with it; after
+        start at 0; the rank metrics allowed do not depend on it); after
         training it is added to every leaf of the first tree (K classes: the
         first K trees, one per class), so the booster predicts correct
         margins on its own. Ignored (no start) when
@@ -838,9 +944,9 @@ def train(
         ``update()`` on a kept one: DART may rescale the first tree, and the
         start with it.
     feval : callable or list of callables, optional
-        Extra evaluation functions; the focal metric (:func:`metric`) is
-        always evaluated, before these (LightGBM reports built-in ``metric``
-        values first).
+        Extra evaluation functions, reported after the focal metric
+        (:func:`metric`), which is always evaluated, comes first in each
+        round's results and decides early stopping.
 
     Returns
     -------
@@ -852,6 +958,24 @@ def train(
         ``predict_posterior(None, booster, X)`` works, also on a copy read
         back with ``lgb.Booster(model_file=...)``; with
         ``keep_training_booster=True`` only on this object and its pickles.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> history = {}
+    >>> booster = gfl.train(loss, {**small, "metric": "auc"}, lgb.Dataset(X, y), 10,
+    ...                     valid_sets=[lgb.Dataset(X[:50], y[:50])], callbacks=[lgb.record_evaluation(history)])
+    >>> sorted(history["valid_0"])  # the focal metric, reported first, beside the rank metric
+    ['auc', 'focal']
+    >>> booster.predict(X[:4], raw_score=True).shape  # raw margins, the focal start included
+    (4,)
     """
     loss = check_loss(loss)
     if params is None:
@@ -959,9 +1083,11 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         Any ``lightgbm.LGBMClassifier`` parameter (``n_estimators``,
         ``learning_rate``, ``class_weight``, LightGBM's own ``alpha``...),
         passed through untouched, except ``objective``, which is the focal
-        loss. Built-in probability metrics (``binary_logloss``,
-        ``multi_logloss``, ``multi_error``...) are refused because LightGBM
-        would compute them on raw scores.
+        loss, and ``first_metric_only``, which is True. ``metric`` (and
+        ``fit``'s ``eval_metric``) may name rank metrics only (``auc``,
+        ``average_precision``, ``map``, ``ndcg``, ``auc_mu``): LightGBM would
+        compute the others (``binary_logloss``, ``multi_logloss``,
+        ``multi_error``...) on raw margins, so they are refused.
 
     Boosting starts from the focal-optimal constant margin (K classes: margin
     vector) of the (class- and sample-weighted) training labels, saved in the
@@ -981,8 +1107,31 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
     scores (binary: log-odds of ``classes_[1]``, ``(n,)``; K classes:
     log-probabilities ``(n, K)``) and ``predict(X, raw_score=True)`` the raw
     margins (``(n,)`` or ``(n, K)``). With ``eval_set``, the weighted mean
-    focal loss is reported as ``"focal"`` (the first metric unless a
-    built-in ``metric`` is set) and drives early stopping.
+    focal loss is reported as ``"focal"``, first, and early stopping
+    (``lgb.early_stopping`` in ``callbacks``) uses it alone; rank metrics are
+    reported beside it (module docstring, "Metrics").
+
+    References
+    ----------
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
+    Object Detection", ICCV 2017, arXiv:1708.02002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbfocal.lightgbm import LGBMFocalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = np.where(X[:, 0] + rng.normal(size=300) > 1.0, "fraud", "ok")
+    >>> clf = LGBMFocalClassifier(focal_alpha="balanced", n_estimators=20, num_leaves=4, n_jobs=1, verbose=-1)
+    >>> clf = clf.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], eval_metric="auc")
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
+    (['fraud', 'ok'], (3, 2))
+    >>> list(clf.evals_result_["valid_0"])  # the focal metric first: early stopping would use it
+    ['focal', 'auc']
+    >>> three = np.digitize(X[:, 0], [-0.5, 0.5])  # K = 3 classes: the softmax focal loss
+    >>> LGBMFocalClassifier(n_estimators=5, n_jobs=1, verbose=-1).fit(X, three).predict_proba(X[:2]).shape
+    (2, 3)
     """
 
     def __init__(

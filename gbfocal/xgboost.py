@@ -258,6 +258,21 @@ class FocalObjective:
     per-DMatrix state is not pickled). One objective may serve several
     threads training at once, on the same DMatrix or not: each thread gets
     its own gradient/Hessian buffers.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> obj = gfx.FocalObjective(loss, n_threads=1)
+    >>> grad, hess = obj(np.zeros(200, dtype=np.float32), dtrain)  # raw margins of the 200 rows
+    >>> grad.shape, grad.dtype, bool((hess > 0).all())
+    ((200,), dtype('float32'), True)
     """
 
     def __init__(self, loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> None:
@@ -322,6 +337,20 @@ class FocalMetric:
     objective it passes probabilities, and this metric would be wrong.
     Smaller is better, so early stopping minimises it. Labels and weights
     are read from each DMatrix once. Picklable; may be shared by threads.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> name, value = gfx.FocalMetric(loss, n_threads=1)(np.zeros(200), dtrain)
+    >>> name, bool(np.isclose(value, loss.mean_loss(y, np.zeros(200))))
+    ('focal', True)
     """
 
     def __init__(self, loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> None:
@@ -411,6 +440,21 @@ def objective(loss: Loss, *, device: str = "cpu", n_threads: int | None = None) 
     threads (default: every core this process may use) and returns NumPy;
     ``device="cuda"`` computes on the GPU and returns CuPy (needs the
     ``gpu`` extra). See :class:`FocalObjective`.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = xgb.train(gfx.params(loss, dtrain, max_depth=2, nthread=1), dtrain, 5,
+    ...                     obj=gfx.objective(loss, n_threads=1), custom_metric=gfx.metric(loss))
+    >>> booster.predict(dtrain, output_margin=True).shape
+    (200,)
     """
     return FocalObjective(loss, device=device, n_threads=n_threads)
 
@@ -419,6 +463,23 @@ def metric(loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> 
     """The picklable XGBoost metric ``(predt, dmatrix) -> (name, weighted mean focal loss)``.
 
     ``predt`` are raw margins, shape ``(n,)`` or ``(n, K)``. See :class:`FocalMetric`.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> history = {}
+    >>> _ = xgb.train(gfx.params(loss, dtrain, max_depth=2, nthread=1, disable_default_eval_metric=1), dtrain, 3,
+    ...               obj=gfx.objective(loss), custom_metric=gfx.metric(loss), evals=[(dtrain, "train")],
+    ...               evals_result=history, verbose_eval=False)
+    >>> list(history["train"]), len(history["train"]["focal"])
+    (['focal'], 3)
     """
     return FocalMetric(loss, name=name, n_threads=n_threads)
 
@@ -466,6 +527,17 @@ def base_score(
     ``init_score`` as a list (``multi:softprob`` uses a vector
     ``base_score`` as margins). Vectors need XGBoost >= 3.1. ``n_classes``:
     K, where neither ``loss.alpha`` nor the labels show it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss, MulticlassFocalLoss
+    >>> p = gfx.base_score(FocalLoss(), np.array([0, 0, 0, 1]))  # a probability, σ(init_score)
+    >>> 0.0 < p < 1.0
+    True
+    >>> len(gfx.base_score(MulticlassFocalLoss(), np.array([0, 1, 2, 2])))  # K starting margins
+    3
     """
     loss = check_loss(loss, multilabel=True)
     return _start(loss, _prepared(loss, data, sample_weight, n_classes).init_score(loss))
@@ -586,6 +658,20 @@ def params(
     ``predict``, σ or softmax of the margins, is not P(y | x) under the
     focal loss: use :func:`predict_posterior` (or the NumPy formula in the
     README, "Serving a saved focal model").
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> full = gfx.params(loss, dtrain, max_depth=3)
+    >>> full["objective"], full["max_depth"], 0.0 < full["base_score"] < 1.0
+    ('binary:logistic', 3, True)
     """
     loss = check_loss(loss, multilabel=True)
     rows = None
@@ -648,6 +734,25 @@ def train(
     :func:`booster_loss`). ``predict(output_margin=True)`` gives raw margins,
     ``(n,)`` or ``(n, K)``; ``predict`` gives σ or softmax of them, which is
     not P(y | x) under the focal loss: :func:`predict_posterior` is.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> dvalid = xgb.DMatrix(X[:50], label=y[:50])
+    >>> history = {}
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1, "eval_metric": "auc"}, dtrain, 10,
+    ...                     evals=[(dvalid, "valid")], evals_result=history, verbose_eval=False)
+    >>> list(history["valid"])  # rank metrics beside the focal metric, which comes last
+    ['auc', 'focal']
+    >>> gfx.predict_posterior(None, booster, dvalid).shape  # P(y = 1 | x)
+    (50,)
     """
     loss = check_loss(loss, multilabel=True)
     params = {} if params is None else params
@@ -714,6 +819,20 @@ def booster_loss(booster: xgb.Booster) -> Loss:
     :class:`~gbfocal.MulticlassFocalLoss`. Raises ``ValueError`` if the
     booster has none (trained with ``xgboost.train`` by hand, or by an older
     gbfocal).
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1}, dtrain, 2)
+    >>> gfx.booster_loss(booster) == loss
+    True
     """
     if not isinstance(booster, xgb.Booster):
         raise TypeError(f"booster must be an xgboost.Booster, got {type(booster).__name__}")
@@ -751,6 +870,21 @@ def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix
     the stored α and γ, if there is one. After early stopping the best
     iteration's trees are used (as the scikit-learn API does), unless
     ``iteration_range`` is given. ``predict_kwargs`` go to ``Booster.predict``.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1}, dtrain, 5)
+    >>> proba = gfx.predict_posterior(None, booster, dtrain)  # the loss is read from the booster
+    >>> proba.shape, proba.dtype, bool(((proba > 0) & (proba < 1)).all())
+    ((200,), dtype('float64'), True)
     """
     if loss is None:
         loss = booster_loss(booster)
@@ -964,35 +1098,66 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     """XGBoost classifier trained with the α-balanced focal loss, two classes or more.
 
     A :class:`xgboost.XGBClassifier` whose training objective is the focal
-    loss: :class:`~gbfocal.FocalLoss` for two classes,
-    :class:`~gbfocal.MulticlassFocalLoss` (softmax focal loss) for three or
-    more, switched by the labels seen in ``fit`` exactly as
-    ``XGBClassifier`` switches to ``multi:softprob``. The focal parameters
-    carry a ``focal_`` prefix because XGBoost already owns ``gamma`` (min
-    split loss) and ``alpha`` (L1 regularisation); those, and every other
-    XGBoost parameter, keep their XGBoost meaning and pass through untouched.
+    loss (Lin et al. 2017, arXiv:1708.02002): :class:`~gbfocal.FocalLoss` for
+    two classes, :class:`~gbfocal.MulticlassFocalLoss` (softmax focal loss)
+    for three or more, switched by the labels seen in ``fit`` exactly as
+    ``XGBClassifier`` switches to ``multi:softprob``, and
+    :class:`~gbfocal.MultilabelFocalLoss` for an ``(n, K)`` 0/1 label
+    matrix. The focal parameters carry a ``focal_`` prefix because XGBoost
+    already owns ``gamma`` (min split loss) and ``alpha`` (L1
+    regularisation); those, and every other XGBoost parameter, keep their
+    XGBoost meaning and pass through untouched.
 
-    * ``focal_alpha`` (class weights α): ``None`` (default: 0.25 on
-      ``classes_[1]`` for two classes, Lin et al.'s value with γ = 2; weight
-      1 for every class for K > 2); a float (two classes only: the weight of
-      ``classes_[1]``, ``classes_[0]`` gets ``1 - α``); a sequence of one
-      weight per class in ``classes_`` order; a mapping ``{label: weight}``
-      naming every class; or ``"balanced"``: ``w_k = W / (K W_k)`` from the
-      (sample-weighted) class totals ``W_k`` of the training labels
-      (scikit-learn's ``class_weight="balanced"``). For two classes per-class
-      weights become ``α = w_1 / (w_0 + w_1)``. See :mod:`gbfocal._estimator`.
-    * ``focal_gamma`` (γ >= 0, default 2); ``focal_hessian``: the Hessian
-      policy, ``None`` (default) for each loss's own default (``"positive"``
-      binary, ``"clamp"`` multiclass).
-    * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``y`` holds any
-      class labels (numbers, strings, booleans); ``classes_`` is their
-      sorted array. Boosting starts at the focal-optimal constant margin(s),
+    Parameters
+    ----------
+    focal_alpha : None, float, sequence, mapping or "balanced", default None
+        Class weights α. ``None``: 0.25 on ``classes_[1]`` for two classes
+        (Lin et al.'s value with γ = 2), 1 for every class for K > 2, 0.25
+        for every label (multi-label). A float: two classes, the weight of
+        ``classes_[1]`` (``classes_[0]`` gets ``1 - α``); multi-label, every
+        label's. A sequence: one weight per class in ``classes_`` order
+        (multi-label: one float in (0, 1) per label column). A mapping
+        ``{label: weight}`` naming every class. ``"balanced"``:
+        ``w_k = W / (K W_k)`` from the (sample-weighted) class totals
+        ``W_k`` of the training labels (scikit-learn's
+        ``class_weight="balanced"``; multi-label, per label
+        ``W₀ₖ / (W₀ₖ + W₁ₖ)``). For two classes per-class weights become
+        ``α = w_1 / (w_0 + w_1)``. See :mod:`gbfocal._estimator`.
+    focal_gamma : float >= 0, default 2.0
+        Focusing parameter γ: ``FL(p_t) = -α_t (1 - p_t)^γ log p_t``; γ = 0
+        is α-weighted log loss.
+    focal_hessian : str or None, default None
+        Hessian policy (see :class:`~gbfocal.FocalLoss`); ``None`` is each
+        loss's own default (``"positive"`` binary and multi-label,
+        ``"clamp"`` multiclass).
+    focal_proba : {"posterior", "sigmoid", "softmax"}, default "posterior"
+        What ``predict_proba`` returns: the class posterior recovered from
+        the focal margins (``loss.posterior``), or the engine's own σ(margin)
+        / softmax(margins) (``"sigmoid"`` and ``"softmax"`` are one switch),
+        under-confident for γ > 0. Read at prediction time.
+    **kwargs
+        Any :class:`xgboost.XGBClassifier` parameter. ``objective`` must stay
+        unset or the link (``"binary:logistic"``; ``"multi:softprob"`` for K
+        classes); ``scale_pos_weight`` is refused (XGBoost ignores it with a
+        custom objective; use ``focal_alpha`` or ``sample_weight``).
+        ``eval_metric`` may name XGBoost's rank metrics (``"auc"``,
+        ``"aucpr"``, ``"map"``, ``"ndcg"``, ``"pre"``) and one callable
+        ``(y_true, y_score[, sample_weight])`` of raw margins; ``"logloss"``,
+        ``"error"``, ``"mlogloss"``, ``"merror"`` and the rest are refused
+        (module docstring, "Metrics").
+
+    Notes
+    -----
+    * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``X`` of shape
+      ``(n, d)``, ``y`` of shape ``(n,)`` holding any class labels (numbers,
+      strings, booleans; ``classes_`` is their sorted array) or ``(n, K)``
+      0/1. Boosting starts at the focal-optimal constant margin(s),
       ``loss.init_score`` (``base_score`` = σ(init_score) for two classes,
       the K margins for K classes; XGBoost >= 3.1 stores that vector in the
       model), unless ``base_score`` is given or ``xgb_model`` continues a
-      model. With ``eval_metric=None`` every ``eval_set`` reports the
-      weighted mean focal loss as ``"focal"``, and ``early_stopping_rounds``
-      stops on it; set ``eval_metric`` to use XGBoost's metrics instead.
+      model. Every ``eval_set`` reports the weighted mean focal loss as
+      ``"focal"``, after any ``eval_metric``, and ``early_stopping_rounds``
+      stops on it.
     * ``predict_proba(X)``: shape ``(n, K)`` (K = 2 for binary), columns
       ordered as ``classes_``, rows summing to 1; ``predict(X)`` the most
       probable class. ``focal_proba="posterior"`` (default) returns the class
@@ -1005,10 +1170,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       ``classes_ = [0, 1]``, ``predict_proba(X)`` is ``(n, K)``, each
       label's recovered posterior (``"sigmoid"``: σ(margin)), ``predict(X)``
       the indicator matrix ``predict_proba > 0.5`` in ``Y``'s dtype,
-      ``decision_function`` its logit. ``focal_alpha``: None (0.25 for every
-      label), a float, one float in (0, 1) per label column, or
-      ``"balanced"`` (per label ``W₀ₖ / (W₀ₖ + W₁ₖ)``). Every label column
-      needs both classes; ``eval_set`` labels are ``(n_eval, K)`` too.
+      ``decision_function`` its logit. Every label column needs both
+      classes; ``eval_set`` labels are ``(n_eval, K)`` too.
     * ``decision_function(X)``: scikit-learn's convention. Two classes:
       shape ``(n,)``, the log-odds of ``predict_proba(X)[:, 1]`` (> 0 exactly
       where ``predict`` picks ``classes_[1]``). K classes: shape ``(n, K)``,
@@ -1032,11 +1195,6 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     prediction time. A ``fit`` or ``load_model`` that raises leaves the
     estimator as it was.
 
-    ``objective`` must stay unset or the link (``"binary:logistic"``;
-    ``"multi:softprob"`` for K classes) and ``scale_pos_weight`` unset
-    (XGBoost ignores it with a custom objective; use ``focal_alpha`` or
-    ``sample_weight``).
-
     scikit-learn's estimator checks pass (``tests/test_xgboost.py`` runs
     them) except the two sample-weight equivalence checks, which demand
     agreement to 1e-7: XGBoost takes float32 gradients, so a row of weight
@@ -1044,6 +1202,30 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     and the two models agree to float32 round-off (2.6e-7 measured; a test
     checks the equivalence at 1e-5). XGBoost's own objectives also store
     ``w * g`` as float32.
+
+    References
+    ----------
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
+    Object Detection", ICCV 2017, arXiv:1708.02002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbfocal.xgboost import XGBFocalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = np.where(X[:, 0] + rng.normal(size=300) > 1.0, "fraud", "ok")
+    >>> clf = XGBFocalClassifier(focal_alpha="balanced", focal_gamma=2.0, n_estimators=20, max_depth=3, n_jobs=1)
+    >>> clf = clf.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False)
+    >>> clf.classes_.tolist()
+    ['fraud', 'ok']
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    >>> list(clf.evals_result()["validation_0"])
+    ['focal']
+    >>> three = np.digitize(X[:, 0], [-0.5, 0.5])  # K = 3 classes: the softmax focal loss
+    >>> XGBFocalClassifier(n_estimators=5, n_jobs=1).fit(X, three).predict_proba(X[:2]).shape
+    (2, 3)
     """
 
     #: The focal metric while ``fit`` runs (see ``_configure_fit``), else None.
