@@ -46,6 +46,30 @@ function with a custom objective) and reads labels and weights from the
 Dataset; they are validated and converted once per data set, not every round.
 One objective or metric object may serve several trainings at once.
 
+Metrics (the same rule as :mod:`gbfocal.xgboost`)
+--------------------------------------------------
+* The focal metric, ``"focal"`` (the weighted mean focal loss of the
+  margins, :class:`FocalMetric`), is always reported for every validation
+  set, by :func:`train` and by :class:`LGBMFocalClassifier`, and it is the
+  metric early stopping uses: gbfocal moves it to the front of each round's
+  results and sets ``first_metric_only=True``, both for
+  ``early_stopping_round`` in the parameters and for ``lgb.early_stopping``
+  callbacks (a copy with ``first_metric_only=True`` replaces yours; yours is
+  not changed). ``feval`` / callable ``eval_metric`` values are reported
+  after it.
+* LightGBM's rank metrics are allowed beside it: ``auc``,
+  ``average_precision``, ``map``, ``ndcg`` (and their aliases) and, for K
+  classes, ``auc_mu``. They depend only on the order of the scores, so the
+  raw margins and :func:`train`'s start do not change them; for two classes
+  the margins order the rows as the focal posterior does.
+* Every other built-in metric (``binary_logloss``, ``binary_error``,
+  ``multi_logloss``, ``multi_error``, ``l2``...) is refused with a
+  ``ValueError``: with a custom objective LightGBM applies no link and reads
+  the raw margins as probabilities (``binary_logloss`` of a model whose true
+  log loss is 0.50 reads 3.47), so its value, and early stopping on it,
+  would be wrong. Compute such scores on :func:`predict_posterior` /
+  ``predict_proba`` after training.
+
 Probabilities
 -------------
 A model trained with focal loss has no link saved in it, so ``booster.predict``
@@ -61,6 +85,7 @@ the classifier record the loss (``loss.to_dict()``) in the model text, so
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import numbers
@@ -95,32 +120,6 @@ __all__ = [
     "train",
 ]
 
-#: Built-in LightGBM metrics that read the raw score as a probability when the
-#: objective is custom (binary_logloss of a model whose true logloss is 0.50
-#: reads 3.47), so they are refused rather than reported wrong.
-_PROBABILITY_METRICS = frozenset(
-    {
-        "binary_logloss",
-        "binary",
-        "binary_error",
-        "cross_entropy",
-        "xentropy",
-        "cross_entropy_lambda",
-        "xentlambda",
-        "kullback_leibler",
-        "kldiv",
-        # multiclass: multi_logloss reads the raw scores as probabilities; multi_error ranks the raw margins,
-        # which under focal loss with per-class alpha need not rank as the posterior that predict uses
-        "multi_logloss",
-        "multiclass",
-        "softmax",
-        "multiclassova",
-        "multiclass_ova",
-        "ova",
-        "ovr",
-        "multi_error",
-    }
-)
 _FOCAL_PARAMS = ("focal_alpha", "focal_gamma", "focal_hessian", "focal_proba")
 #: What ``LGBMFocalClassifier(focal_proba=...)`` returns as probabilities: the recovered posterior, or the
 #: engine's usual link of the margins (``"sigmoid"`` binary only; ``"softmax"`` any K, for K = 2 the sigmoid).
@@ -183,34 +182,93 @@ def _metric_names(value: object) -> list[str]:
     return names
 
 
-def _refuse_probability_metrics(value: object, where: str) -> None:
-    bad = [m for m in _metric_names(value) if m in _PROBABILITY_METRICS or m in ("logloss", "error")]
+#: LightGBM's metrics (and their aliases) that depend only on the order of the scores: they read the same on
+#: raw margins as on probabilities, with or without :func:`train`'s start (a constant per class, which the
+#: objective adds to the scores it receives, not LightGBM). Then the names that ask for no metric.
+_RANK_METRICS = frozenset(
+    {
+        "auc",
+        "auc_mu",
+        "average_precision",
+        "map",
+        "mean_average_precision",
+        "ndcg",
+        "lambdarank",
+        "rank_xendcg",
+        "xendcg",
+        "xe_ndcg",
+        "xe_ndcg_mart",
+        "xendcg_mart",
+    }
+)
+_NO_METRIC = frozenset({"none", "null", "na", "custom", ""})
+
+
+def _refuse_non_rank_metrics(value: object, where: str) -> None:
+    """Refuse every built-in metric in ``value`` (a name, comma-separated names or a list) but rank metrics.
+
+    With a custom objective LightGBM applies no link: ``binary_logloss``,
+    ``multi_logloss``, ``binary_error``, ``l2``... read the raw margins as
+    probabilities or targets (``binary_logloss`` of a model whose true log
+    loss is 0.50 reads 3.47), and ``multi_error`` ranks the margins, which
+    under per-class α need not rank as the posterior ``predict`` uses.
+    """
+    bad = [m for m in _metric_names(value) if m not in _RANK_METRICS | _NO_METRIC]
     if bad:
         raise ValueError(
-            f"{where} asks for {bad}, which LightGBM computes on the raw score as if it were a probability "
-            "when the objective is custom, so the values would be wrong. Use the focal metric (added "
-            "automatically), a rank metric such as 'auc' or 'average_precision', or evaluate "
-            "gbfocal.lightgbm.predict_posterior(...) yourself."
+            f"{where} asks for {bad}, which LightGBM computes on the raw margins as if they were probabilities "
+            "when the objective is custom (there is no link), so its value and early stopping on it would be "
+            "wrong. The focal metric ('focal') is always reported and early stopping uses it; rank metrics "
+            "('auc', 'average_precision', 'map', 'ndcg', 'auc_mu') are allowed beside it; for log loss, error or "
+            "Brier score evaluate predict_proba / "
+            "gbfocal.lightgbm.predict_posterior yourself."
         )
 
 
-#: Built-in metrics that depend only on the order of the scores, so they read the same with or without
-#: :func:`train`'s start (which the objective adds to the scores it receives, not LightGBM).
-_RANK_METRICS = frozenset(
-    {"auc", "average_precision", "map", "mean_average_precision", "ndcg", "none", "null", "na", "custom", ""}
-)
+_refuse_probability_metrics = _refuse_non_rank_metrics  # the name gbfocal.dask calls it by
 
 
-def _refuse_shifted_metrics(params: dict) -> None:
+def _refuse_metric_params(params: dict, where: str = "params['{key}']") -> None:
+    """:func:`_refuse_non_rank_metrics` for ``params``' metric under every alias (``where`` names it)."""
     for key in sorted(_aliases("metric")):
-        bad = [m for m in _metric_names(params.get(key)) if m not in _RANK_METRICS]
-        if bad:
-            raise ValueError(
-                f"params[{key!r}] asks for {bad}, which LightGBM would compute on scores without gbfocal's start "
-                "(the objective and the focal metric add it; LightGBM's own score starts at 0). Use a rank metric "
-                "('auc', 'average_precision'), a feval (it receives the margins with the start), or "
-                "init_score=0.0."
-            )
+        _refuse_non_rank_metrics(params.get(key), where.format(key=key))
+
+
+class _FocalFirst:
+    """Callback: move the focal metric to the front of each round's results, so it is LightGBM's first metric.
+
+    LightGBM lists built-in metrics before ``feval`` ones; its early stopping
+    with ``first_metric_only=True`` (which gbfocal sets) watches the first
+    metric only. Runs after every round before any other callback; the
+    results are the list every callback of the round shares.
+    """
+
+    before_iteration = False
+    order = -1_000_000  # before any user callback, record_evaluation and early_stopping
+
+    def __call__(self, env: Any) -> None:
+        if env.evaluation_result_list:
+            env.evaluation_result_list.sort(key=lambda result: result[1] != FocalMetric.name)
+
+
+def _focal_decides(callbacks: Sequence[Callable] | None) -> list[Callable]:
+    """``callbacks`` plus :class:`_FocalFirst`, each ``lgb.early_stopping`` replaced by a copy that watches
+    the first metric only (the focal metric); the caller's callbacks are not changed."""
+    out: list[Callable] = []
+    for cb in _as_list(callbacks):
+        if isinstance(cb, lgb.callback._EarlyStoppingCallback) and not cb.first_metric_only:
+            cb = copy.copy(cb)
+            cb.first_metric_only = True
+        out.append(cb)
+    return [*out, _FocalFirst(), _SkipObjectiveReset()]
+
+
+def _first_metric_only(params: dict) -> dict:
+    """``params`` with ``first_metric_only=True`` (every alias replaced): ``early_stopping_round`` watches focal."""
+    for key in _aliases("first_metric_only"):
+        params.pop(key, None)
+    params["first_metric_only"] = True
+    return params
 
 
 #: LightGBM's class weighting parameters and their neutral values. They act inside LightGBM's built-in
@@ -401,6 +459,20 @@ class FocalObjective:
     ``n_threads``: the kernel's threads, a positive int or None (every core).
     One instance may serve several ``lgb.train`` calls, also at once from
     several threads. Picklable.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> grad, hess = gfl.FocalObjective(loss, n_threads=1)(np.zeros(200), lgb.Dataset(X, y).construct())
+    >>> grad.shape, bool((hess > 0).all())
+    ((200,), True)
     """
 
     __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
@@ -442,6 +514,20 @@ class FocalMetric:
     misread). ``value`` is the
     weighted mean focal loss ``Σ w FL / Σ w`` over the data set; lower is
     better. Thread-safe and picklable, as :class:`FocalObjective`.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> name, value, higher_is_better = gfl.FocalMetric(loss)(np.zeros(200), lgb.Dataset(X, y).construct())
+    >>> name, higher_is_better, bool(np.isclose(value, loss.mean_loss(y, np.zeros(200))))
+    ('focal', False, True)
     """
 
     __slots__ = ("_cache", "_margin_buffers", "_start", "loss", "n_threads")
@@ -504,6 +590,20 @@ def objective(loss: Loss, *, n_threads: int | None = None) -> FocalObjective:
     ``n_threads``: threads for the gradient kernel, a positive int or None
     (every core this process may use). With plain ``lgb.train`` boosting starts from 0;
     :func:`train` starts from the focal-optimal constant instead.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> booster = lgb.train({**small, "objective": gfl.objective(loss)}, lgb.Dataset(X, y), 5)  # starts from 0
+    >>> booster.predict(X, raw_score=True).shape
+    (200,)
     """
     return FocalObjective(loss, n_threads)
 
@@ -514,6 +614,23 @@ def metric(loss: Loss, *, n_threads: int | None = None) -> FocalMetric:
     ``preds`` must be raw margins of shape ``(n,)`` (``(n, K)`` for K classes), which is what LightGBM
     passes when the objective is custom (:func:`objective`). The value is the
     weighted mean focal loss of the data set.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> history = {}
+    >>> data = lgb.Dataset(X, y)
+    >>> _ = lgb.train({**small, "objective": gfl.objective(loss), "metric": "None"}, data, 3, valid_sets=[data],
+    ...               feval=gfl.metric(loss), callbacks=[lgb.record_evaluation(history)])
+    >>> list(history["training"]), len(history["training"]["focal"])
+    (['focal'], 3)
     """
     return FocalMetric(loss, n_threads)
 
@@ -523,6 +640,13 @@ def sigmoid(raw_margin: np.ndarray) -> np.ndarray:
 
     Under focal loss σ(margin) is under-confident (γ > 0) and shifted by α;
     use :func:`predict_posterior` for P(y = 1 | x).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gbfocal.lightgbm as gfl
+    >>> gfl.sigmoid(np.array([-800.0, 0.0, 800.0])).tolist()
+    [0.0, 0.5, 1.0]
     """
     from scipy.special import expit  # accurate in both tails, no overflow
 
@@ -601,6 +725,21 @@ def predict_posterior(loss: Loss | None, booster: lgb.Booster, data: Any, **pred
     Plain LightGBM cannot do this: a model trained with a custom objective
     has no link saved in it, so ``lgb.Booster(model_file=...).predict(X)``
     returns raw margins, not probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> booster = gfl.train(loss, small, lgb.Dataset(X, y), 5)
+    >>> proba = gfl.predict_posterior(None, booster, X)  # the loss is read from the model text
+    >>> proba.shape, bool(((proba > 0) & (proba < 1)).all())
+    ((200,), True)
     """
     if loss is None:
         loss = _recorded_loss(booster)
@@ -775,11 +914,13 @@ def train(
         class indices 0..K-1.
     params : dict or None
         LightGBM parameters, without ``objective`` (set here); None is ``{}``.
-        ``num_threads`` also sets the gradient kernel's threads. Built-in
-        metrics that read the score as a probability (``binary_logloss``,
-        ``binary_error``, ``cross_entropy``, ``multi_logloss``,
-        ``multi_error``...) are refused, and so are
-        LightGBM's class weighting parameters (``scale_pos_weight``,
+        ``num_threads`` also sets the gradient kernel's threads. ``metric``
+        may name rank metrics only (``auc``, ``average_precision``, ``map``,
+        ``ndcg``, ``auc_mu``); the others (``binary_logloss``,
+        ``binary_error``, ``multi_logloss``, ``multi_error``...) are refused
+        (see "Metrics" in the module docstring); ``first_metric_only`` is set
+        to True, so that ``early_stopping_round`` watches the focal metric.
+        Refused too are LightGBM's class weighting parameters (``scale_pos_weight``,
         ``is_unbalance``, ``pos_bagging_fraction``, ``neg_bagging_fraction``),
         which LightGBM ignores with a custom objective: weigh classes with
         ``loss.alpha`` or the Dataset's ``weight``.
@@ -794,8 +935,7 @@ def train(
         per-row ``init_score`` is then used as is, not saved in the model).
         A nonzero start is added to the scores the focal objective, the focal
         metric and every ``feval`` receive (LightGBM's own score buffers
-        start at 0), so built-in metrics other than rank metrics (``auc``,
-        ``average_precision``, ``map``, ``ndcg``) are refused with it; after
+        start at 0; the rank metrics allowed do not depend on it); after
         training it is added to every leaf of the first tree (K classes: the
         first K trees, one per class), so the booster predicts correct
         margins on its own. Ignored (no start) when
@@ -804,9 +944,9 @@ def train(
         ``update()`` on a kept one: DART may rescale the first tree, and the
         start with it.
     feval : callable or list of callables, optional
-        Extra evaluation functions; the focal metric (:func:`metric`) is
-        always evaluated, before these (LightGBM reports built-in ``metric``
-        values first).
+        Extra evaluation functions, reported after the focal metric
+        (:func:`metric`), which is always evaluated, comes first in each
+        round's results and decides early stopping.
 
     Returns
     -------
@@ -818,6 +958,24 @@ def train(
         ``predict_posterior(None, booster, X)`` works, also on a copy read
         back with ``lgb.Booster(model_file=...)``; with
         ``keep_training_booster=True`` only on this object and its pickles.
+
+    Examples
+    --------
+    >>> import numpy as np, lightgbm as lgb
+    >>> import gbfocal.lightgbm as gfl
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> small = {"num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    >>> history = {}
+    >>> booster = gfl.train(loss, {**small, "metric": "auc"}, lgb.Dataset(X, y), 10,
+    ...                     valid_sets=[lgb.Dataset(X[:50], y[:50])], callbacks=[lgb.record_evaluation(history)])
+    >>> sorted(history["valid_0"])  # the focal metric, reported first, beside the rank metric
+    ['auc', 'focal']
+    >>> booster.predict(X[:4], raw_score=True).shape  # raw margins, the focal start included
+    (4,)
     """
     loss = check_loss(loss)
     if params is None:
@@ -828,8 +986,7 @@ def train(
     set_objective = sorted(k for k in _aliases("objective") if params.get(k) is not None)
     if set_objective:
         raise ValueError(f"gbfocal.lightgbm.train sets the objective itself; remove {set_objective} from params")
-    for key in _aliases("metric"):
-        _refuse_probability_metrics(params.get(key), f"params[{key!r}]")
+    _refuse_metric_params(params)
     _refuse_ignored_class_weights(params)
     _refuse_random_forest(params)
     start = _check_start(init_score)
@@ -852,7 +1009,6 @@ def train(
             raise ValueError("init_score cannot be set together with init_model: the model's predictions are the start")
     elif focal_start or not _no_start(start):  # type: ignore[arg-type]
         _refuse_linear_trees(params)
-        _refuse_shifted_metrics(params)
         valid = list(valid_sets) if valid_sets is not None else []
         for name, ds in [("train_set", train_set), *((f"valid_sets[{i}]", ds) for i, ds in enumerate(valid))]:
             if isinstance(ds, lgb.Dataset) and _has_init_score(ds):
@@ -872,7 +1028,7 @@ def train(
         fevals = [_PlusStart(f, value) for f in fevals]
 
     booster = lgb.train(
-        params,
+        _first_metric_only(params),
         train_set,
         num_boost_round,
         valid_sets=valid_sets,
@@ -880,7 +1036,7 @@ def train(
         feval=[metric_, *fevals],
         init_model=init_model,
         keep_training_booster=keep_training_booster,
-        callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
+        callbacks=_focal_decides(callbacks),
     )
     _fold_into_first_tree(booster, value)
     _record_loss(booster, loss, keep_training_booster)
@@ -927,9 +1083,11 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         Any ``lightgbm.LGBMClassifier`` parameter (``n_estimators``,
         ``learning_rate``, ``class_weight``, LightGBM's own ``alpha``...),
         passed through untouched, except ``objective``, which is the focal
-        loss. Built-in probability metrics (``binary_logloss``,
-        ``multi_logloss``, ``multi_error``...) are refused because LightGBM
-        would compute them on raw scores.
+        loss, and ``first_metric_only``, which is True. ``metric`` (and
+        ``fit``'s ``eval_metric``) may name rank metrics only (``auc``,
+        ``average_precision``, ``map``, ``ndcg``, ``auc_mu``): LightGBM would
+        compute the others (``binary_logloss``, ``multi_logloss``,
+        ``multi_error``...) on raw margins, so they are refused.
 
     Boosting starts from the focal-optimal constant margin (K classes: margin
     vector) of the (class- and sample-weighted) training labels, saved in the
@@ -949,8 +1107,31 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
     scores (binary: log-odds of ``classes_[1]``, ``(n,)``; K classes:
     log-probabilities ``(n, K)``) and ``predict(X, raw_score=True)`` the raw
     margins (``(n,)`` or ``(n, K)``). With ``eval_set``, the weighted mean
-    focal loss is reported as ``"focal"`` (the first metric unless a
-    built-in ``metric`` is set) and drives early stopping.
+    focal loss is reported as ``"focal"``, first, and early stopping
+    (``lgb.early_stopping`` in ``callbacks``) uses it alone; rank metrics are
+    reported beside it (module docstring, "Metrics").
+
+    References
+    ----------
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
+    Object Detection", ICCV 2017, arXiv:1708.02002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbfocal.lightgbm import LGBMFocalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = np.where(X[:, 0] + rng.normal(size=300) > 1.0, "fraud", "ok")
+    >>> clf = LGBMFocalClassifier(focal_alpha="balanced", n_estimators=20, num_leaves=4, n_jobs=1, verbose=-1)
+    >>> clf = clf.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], eval_metric="auc")
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
+    (['fraud', 'ok'], (3, 2))
+    >>> list(clf.evals_result_["valid_0"])  # the focal metric first: early stopping would use it
+    ['focal', 'auc']
+    >>> three = np.digitize(X[:, 0], [-0.5, 0.5])  # K = 3 classes: the softmax focal loss
+    >>> LGBMFocalClassifier(n_estimators=5, n_jobs=1, verbose=-1).fit(X, three).predict_proba(X[:2]).shape
+    (2, 3)
     """
 
     def __init__(
@@ -992,10 +1173,9 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
         _refuse_random_forest(given)
         _refuse_ignored_class_weights(given, type(self).__name__)
         params = _without_focal_params(super()._process_params(stage))
-        if any(given.get(k) is not None for k in _aliases("metric")):
-            _refuse_probability_metrics(params.get("metric"), "metric")
-        else:
+        if all(given.get(k) is None for k in _aliases("metric")):  # fit has checked the metrics given
             params["metric"] = "None"  # LightGBM's default, binary_logloss, would misread raw scores
+        _first_metric_only(params)  # early stopping watches the first metric, which _FocalFirst makes focal
         self._objective = FocalObjective(self._focal_loss, _threads_from_params(params))
         self._focal_metric.n_threads = self._objective.n_threads
         params["objective"] = self._objective
@@ -1066,7 +1246,8 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
 
         evals = _eval_pairs(eval_set, eval_X, eval_y)
         user_metrics = _as_list(eval_metric)
-        _refuse_probability_metrics(user_metrics, "eval_metric")
+        _refuse_non_rank_metrics(user_metrics, "eval_metric")
+        _refuse_metric_params(self.get_params(), "{key}")
 
         start: Start = 0.0
         if init_model is None and init_score is None and eval_init_score is None:
@@ -1099,7 +1280,7 @@ class LGBMFocalClassifier(lgb.LGBMClassifier):
             eval_metric=[self._focal_metric, *user_metrics],
             feature_name=feature_name,
             categorical_feature=categorical_feature,
-            callbacks=[*_as_list(callbacks), _SkipObjectiveReset()],
+            callbacks=_focal_decides(callbacks),
             init_model=init_model,
             **kwargs,
         )

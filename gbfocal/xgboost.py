@@ -54,6 +54,27 @@ posterior (``loss.posterior``); :func:`train` stores the loss in the booster
 XGBoost deployment can apply the posterior formula to
 ``predict(output_margin=True)`` (README, "Serving a saved focal model").
 
+Metrics (the same rule as :mod:`gbfocal.lightgbm`)
+--------------------------------------------------
+* The focal metric, ``"focal"`` (the weighted mean focal loss of the raw
+  margins, :class:`FocalMetric`), is always reported for every evaluation
+  set, by :func:`train` and by :class:`XGBFocalClassifier`, and it is the
+  metric early stopping uses: XGBoost's ``EarlyStopping`` watches the last
+  metric of the last evaluation set, and gbfocal reports the focal metric
+  after every other (a ``custom_metric`` of yours is reported before it).
+  It is minimised; ``maximize=True`` is refused. Only an ``EarlyStopping``
+  callback of your own with ``metric_name`` set decides otherwise.
+* XGBoost's rank metrics are allowed beside it: ``auc``, ``aucpr``,
+  ``map``, ``ndcg`` and ``pre`` (also ``@n`` and ``-``). They depend only on
+  the order of the scores; for two classes σ(margin) orders the rows as the
+  focal posterior does, for K classes they score softmax(margins).
+* Every other built-in metric (``logloss``, ``error``, ``mlogloss``,
+  ``merror``, ``rmse``...) is refused with a ``ValueError``: with a focal
+  objective XGBoost computes it on σ(margin) or softmax(margins), not on the
+  posterior that :func:`predict_posterior` and ``predict_proba`` return, so
+  its value, and early stopping on it, would mislead. Compute such scores on
+  those probabilities after training.
+
 Labels and weights are read from each DMatrix once, on first use, and kept
 (with the gradient/Hessian buffers) for as long as that DMatrix lives; build a
 new objective or metric if you change a DMatrix's labels or weights in place.
@@ -237,6 +258,21 @@ class FocalObjective:
     per-DMatrix state is not pickled). One objective may serve several
     threads training at once, on the same DMatrix or not: each thread gets
     its own gradient/Hessian buffers.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> obj = gfx.FocalObjective(loss, n_threads=1)
+    >>> grad, hess = obj(np.zeros(200, dtype=np.float32), dtrain)  # raw margins of the 200 rows
+    >>> grad.shape, grad.dtype, bool((hess > 0).all())
+    ((200,), dtype('float32'), True)
     """
 
     def __init__(self, loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> None:
@@ -301,6 +337,20 @@ class FocalMetric:
     objective it passes probabilities, and this metric would be wrong.
     Smaller is better, so early stopping minimises it. Labels and weights
     are read from each DMatrix once. Picklable; may be shared by threads.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> name, value = gfx.FocalMetric(loss, n_threads=1)(np.zeros(200), dtrain)
+    >>> name, bool(np.isclose(value, loss.mean_loss(y, np.zeros(200))))
+    ('focal', True)
     """
 
     def __init__(self, loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> None:
@@ -328,6 +378,58 @@ class FocalMetric:
         return self.name, rows.mean_loss(self.loss, margins, self.n_threads)
 
 
+#: XGBoost's metrics that depend only on the order of the scores (with ``@n`` or a ``-`` suffix too).
+_RANK_METRICS = ("auc", "aucpr", "map", "ndcg", "pre")
+
+
+def _metric_names(value: object) -> list[str]:
+    """The built-in metric names in ``value``: a name or a list of names and callables (callables skipped)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _refuse_non_rank_metrics(value: object, where: str) -> list[str]:
+    """The built-in metric names in ``value``, refused unless each is a rank metric (``_RANK_METRICS``)."""
+    names = _metric_names(value)
+    bad = [name for name in names if name.strip().lower().split("@", 1)[0].rstrip("-") not in _RANK_METRICS]
+    if bad:
+        raise ValueError(
+            f"{where} asks for {bad}, which XGBoost computes on sigma(margin) or softmax(margins) with a focal "
+            "objective, not on the class posterior that predict_proba and predict_posterior return, so its value "
+            "and early stopping on it would mislead. The focal metric ('focal') is always reported and early "
+            f"stopping uses it; rank metrics {list(_RANK_METRICS)} are allowed beside it; for log loss, error or "
+            "Brier score evaluate predict_proba / gbfocal.xgboost.predict_posterior yourself."
+        )
+    return names
+
+
+class _WithFocal:
+    """A ``custom_metric`` of the caller's, reported first, then the focal metric, which early stopping uses.
+
+    ``(predt, dmatrix) -> [(name, value), ...]``: XGBoost logs a list in
+    order, and its ``EarlyStopping`` watches the last metric logged.
+    """
+
+    def __init__(self, given: Callable, focal: FocalMetric) -> None:
+        self.given, self.focal = given, focal
+
+    def __call__(self, predt: np.ndarray, dmatrix: xgb.DMatrix) -> list[tuple[str, float]]:
+        result = self.given(predt, dmatrix)
+        return [*(result if isinstance(result, list) else [result]), self.focal(predt, dmatrix)]
+
+
+def _with_focal(given: Callable | None, focal: FocalMetric) -> Callable:
+    """The custom metric to train with: the focal metric, last (a :class:`FocalMetric` given is used as it)."""
+    if given is None:
+        return focal
+    if isinstance(given, FocalMetric):
+        return given
+    return _WithFocal(given, focal)
+
+
 def objective(loss: Loss, *, device: str = "cpu", n_threads: int | None = None) -> FocalObjective:
     """The picklable XGBoost objective ``(predt, dtrain) -> (grad, hess)`` of ``loss``.
 
@@ -338,6 +440,21 @@ def objective(loss: Loss, *, device: str = "cpu", n_threads: int | None = None) 
     threads (default: every core this process may use) and returns NumPy;
     ``device="cuda"`` computes on the GPU and returns CuPy (needs the
     ``gpu`` extra). See :class:`FocalObjective`.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = xgb.train(gfx.params(loss, dtrain, max_depth=2, nthread=1), dtrain, 5,
+    ...                     obj=gfx.objective(loss, n_threads=1), custom_metric=gfx.metric(loss))
+    >>> booster.predict(dtrain, output_margin=True).shape
+    (200,)
     """
     return FocalObjective(loss, device=device, n_threads=n_threads)
 
@@ -346,6 +463,23 @@ def metric(loss: Loss, *, name: str = "focal", n_threads: int | None = None) -> 
     """The picklable XGBoost metric ``(predt, dmatrix) -> (name, weighted mean focal loss)``.
 
     ``predt`` are raw margins, shape ``(n,)`` or ``(n, K)``. See :class:`FocalMetric`.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> history = {}
+    >>> _ = xgb.train(gfx.params(loss, dtrain, max_depth=2, nthread=1, disable_default_eval_metric=1), dtrain, 3,
+    ...               obj=gfx.objective(loss), custom_metric=gfx.metric(loss), evals=[(dtrain, "train")],
+    ...               evals_result=history, verbose_eval=False)
+    >>> list(history["train"]), len(history["train"]["focal"])
+    (['focal'], 3)
     """
     return FocalMetric(loss, name=name, n_threads=n_threads)
 
@@ -393,6 +527,17 @@ def base_score(
     ``init_score`` as a list (``multi:softprob`` uses a vector
     ``base_score`` as margins). Vectors need XGBoost >= 3.1. ``n_classes``:
     K, where neither ``loss.alpha`` nor the labels show it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss, MulticlassFocalLoss
+    >>> p = gfx.base_score(FocalLoss(), np.array([0, 0, 0, 1]))  # a probability, σ(init_score)
+    >>> 0.0 < p < 1.0
+    True
+    >>> len(gfx.base_score(MulticlassFocalLoss(), np.array([0, 1, 2, 2])))  # K starting margins
+    3
     """
     loss = check_loss(loss, multilabel=True)
     return _start(loss, _prepared(loss, data, sample_weight, n_classes).init_score(loss))
@@ -513,6 +658,20 @@ def params(
     ``predict``, σ or softmax of the margins, is not P(y | x) under the
     focal loss: use :func:`predict_posterior` (or the NumPy formula in the
     README, "Serving a saved focal model").
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> full = gfx.params(loss, dtrain, max_depth=3)
+    >>> full["objective"], full["max_depth"], 0.0 < full["base_score"] < 1.0
+    ('binary:logistic', 3, True)
     """
     loss = check_loss(loss, multilabel=True)
     rows = None
@@ -555,10 +714,13 @@ def train(
     Trains on ``dtrain`` (labels in {0, 1} for :class:`~gbfocal.FocalLoss`,
     class indices 0..K-1 for :class:`~gbfocal.MulticlassFocalLoss`, an
     ``(n, K)`` 0/1 matrix for :class:`~gbfocal.MultilabelFocalLoss`;
-    optional row weights) with :func:`objective` and, unless ``custom_metric`` is
-    given, :func:`metric` reported for every set in ``evals`` (early
-    stopping minimises it; XGBoost's default metric is then switched off
-    unless ``params`` name an ``eval_metric``). ``params`` (None: ``{}``) go
+    optional row weights) with :func:`objective`, and :func:`metric`
+    reported for every set in ``evals``, last, so that early stopping
+    (``early_stopping_rounds``) minimises it (see "Metrics" in the module
+    docstring). A ``custom_metric`` of yours is reported before it;
+    ``params["eval_metric"]`` may name rank metrics only (``"auc"``,
+    ``"aucpr"``, ``"map"``, ``"ndcg"``, ``"pre"``), anything else, such as
+    ``"logloss"``, is refused. ``params`` (None: ``{}``) go
     through :func:`params`: the link (``binary:logistic``, also per label,
     or ``multi:softprob`` with ``num_class``) and ``base_score`` from
     ``loss.init_score`` are added; when continuing from ``xgb_model`` the
@@ -572,6 +734,25 @@ def train(
     :func:`booster_loss`). ``predict(output_margin=True)`` gives raw margins,
     ``(n,)`` or ``(n, K)``; ``predict`` gives σ or softmax of them, which is
     not P(y | x) under the focal loss: :func:`predict_posterior` is.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> dvalid = xgb.DMatrix(X[:50], label=y[:50])
+    >>> history = {}
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1, "eval_metric": "auc"}, dtrain, 10,
+    ...                     evals=[(dvalid, "valid")], evals_result=history, verbose_eval=False)
+    >>> list(history["valid"])  # rank metrics beside the focal metric, which comes last
+    ['auc', 'focal']
+    >>> gfx.predict_posterior(None, booster, dvalid).shape  # P(y = 1 | x)
+    (50,)
     """
     loss = check_loss(loss, multilabel=True)
     params = {} if params is None else params
@@ -591,10 +772,15 @@ def train(
     rows = obj.prepared(dtrain, None if k == 1 else k)
     continuing = train_kwargs.get("xgb_model") is not None
     full = _focal_params(params, None if continuing else _start(loss, rows.init_score(loss)), k, loss.link)
-    if train_kwargs.get("custom_metric") is None:
-        train_kwargs["custom_metric"] = metric(loss, n_threads=n_threads)
-        if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
-            full["disable_default_eval_metric"] = True
+    _refuse_non_rank_metrics(full.get("eval_metric"), "params['eval_metric']")
+    if train_kwargs.get("maximize"):
+        raise ValueError(
+            "maximize=True would make early stopping maximise the focal loss, which it uses (smaller is "
+            "better); leave maximize unset"
+        )
+    train_kwargs["custom_metric"] = _with_focal(train_kwargs.get("custom_metric"), metric(loss, n_threads=n_threads))
+    if full.get("eval_metric") is None:  # else XGBoost adds its default (logloss), which reads sigma(margin)
+        full["disable_default_eval_metric"] = True
     booster = xgb.train(full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
     _store_loss(booster, loss)
     return booster
@@ -633,6 +819,20 @@ def booster_loss(booster: xgb.Booster) -> Loss:
     :class:`~gbfocal.MulticlassFocalLoss`. Raises ``ValueError`` if the
     booster has none (trained with ``xgboost.train`` by hand, or by an older
     gbfocal).
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1}, dtrain, 2)
+    >>> gfx.booster_loss(booster) == loss
+    True
     """
     if not isinstance(booster, xgb.Booster):
         raise TypeError(f"booster must be an xgboost.Booster, got {type(booster).__name__}")
@@ -670,6 +870,21 @@ def predict_posterior(loss: Loss | None, booster: xgb.Booster, data: xgb.DMatrix
     the stored α and γ, if there is one. After early stopping the best
     iteration's trees are used (as the scikit-learn API does), unless
     ``iteration_range`` is given. ``predict_kwargs`` go to ``Booster.predict``.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb
+    >>> import gbfocal.xgboost as gfx
+    >>> from gbfocal import FocalLoss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + rng.normal(size=200) > 1.0).astype(float)
+    >>> dtrain = xgb.DMatrix(X, label=y)
+    >>> loss = FocalLoss(alpha=0.25, gamma=2.0)
+    >>> booster = gfx.train(loss, {"max_depth": 2, "nthread": 1}, dtrain, 5)
+    >>> proba = gfx.predict_posterior(None, booster, dtrain)  # the loss is read from the booster
+    >>> proba.shape, proba.dtype, bool(((proba > 0) & (proba < 1)).all())
+    ((200,), dtype('float64'), True)
     """
     if loss is None:
         loss = booster_loss(booster)
@@ -709,17 +924,6 @@ class _FitObjective:
         if np.shape(y_true)[0] != self.rows.n_rows:  # pragma: no cover - XGBoost trains on the rows given to fit
             raise RuntimeError("XGBoost passed a training set other than the one given to fit")
         return self.rows.gradient_hessian(self.loss, _margins_of(self.loss, y_pred), self.n_threads)
-
-
-class _FitMetric:
-    """The focal metric in the wrapper's signature ``(y_true, y_score[, sample_weight]) -> value``."""
-
-    def __init__(self, loss: Loss, n_threads: int | None) -> None:
-        self.loss, self.n_threads = loss, n_threads
-        self.__name__ = "focal"  # the wrapper names the metric after its function
-
-    def __call__(self, y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-        return self.loss.mean_loss(y_true, _margins_of(self.loss, y_score), sample_weight, self.n_threads)
 
 
 @contextlib.contextmanager
@@ -894,35 +1098,66 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     """XGBoost classifier trained with the α-balanced focal loss, two classes or more.
 
     A :class:`xgboost.XGBClassifier` whose training objective is the focal
-    loss: :class:`~gbfocal.FocalLoss` for two classes,
-    :class:`~gbfocal.MulticlassFocalLoss` (softmax focal loss) for three or
-    more, switched by the labels seen in ``fit`` exactly as
-    ``XGBClassifier`` switches to ``multi:softprob``. The focal parameters
-    carry a ``focal_`` prefix because XGBoost already owns ``gamma`` (min
-    split loss) and ``alpha`` (L1 regularisation); those, and every other
-    XGBoost parameter, keep their XGBoost meaning and pass through untouched.
+    loss (Lin et al. 2017, arXiv:1708.02002): :class:`~gbfocal.FocalLoss` for
+    two classes, :class:`~gbfocal.MulticlassFocalLoss` (softmax focal loss)
+    for three or more, switched by the labels seen in ``fit`` exactly as
+    ``XGBClassifier`` switches to ``multi:softprob``, and
+    :class:`~gbfocal.MultilabelFocalLoss` for an ``(n, K)`` 0/1 label
+    matrix. The focal parameters carry a ``focal_`` prefix because XGBoost
+    already owns ``gamma`` (min split loss) and ``alpha`` (L1
+    regularisation); those, and every other XGBoost parameter, keep their
+    XGBoost meaning and pass through untouched.
 
-    * ``focal_alpha`` (class weights α): ``None`` (default: 0.25 on
-      ``classes_[1]`` for two classes, Lin et al.'s value with γ = 2; weight
-      1 for every class for K > 2); a float (two classes only: the weight of
-      ``classes_[1]``, ``classes_[0]`` gets ``1 - α``); a sequence of one
-      weight per class in ``classes_`` order; a mapping ``{label: weight}``
-      naming every class; or ``"balanced"``: ``w_k = W / (K W_k)`` from the
-      (sample-weighted) class totals ``W_k`` of the training labels
-      (scikit-learn's ``class_weight="balanced"``). For two classes per-class
-      weights become ``α = w_1 / (w_0 + w_1)``. See :mod:`gbfocal._estimator`.
-    * ``focal_gamma`` (γ >= 0, default 2); ``focal_hessian``: the Hessian
-      policy, ``None`` (default) for each loss's own default (``"positive"``
-      binary, ``"clamp"`` multiclass).
-    * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``y`` holds any
-      class labels (numbers, strings, booleans); ``classes_`` is their
-      sorted array. Boosting starts at the focal-optimal constant margin(s),
+    Parameters
+    ----------
+    focal_alpha : None, float, sequence, mapping or "balanced", default None
+        Class weights α. ``None``: 0.25 on ``classes_[1]`` for two classes
+        (Lin et al.'s value with γ = 2), 1 for every class for K > 2, 0.25
+        for every label (multi-label). A float: two classes, the weight of
+        ``classes_[1]`` (``classes_[0]`` gets ``1 - α``); multi-label, every
+        label's. A sequence: one weight per class in ``classes_`` order
+        (multi-label: one float in (0, 1) per label column). A mapping
+        ``{label: weight}`` naming every class. ``"balanced"``:
+        ``w_k = W / (K W_k)`` from the (sample-weighted) class totals
+        ``W_k`` of the training labels (scikit-learn's
+        ``class_weight="balanced"``; multi-label, per label
+        ``W₀ₖ / (W₀ₖ + W₁ₖ)``). For two classes per-class weights become
+        ``α = w_1 / (w_0 + w_1)``. See :mod:`gbfocal._estimator`.
+    focal_gamma : float >= 0, default 2.0
+        Focusing parameter γ: ``FL(p_t) = -α_t (1 - p_t)^γ log p_t``; γ = 0
+        is α-weighted log loss.
+    focal_hessian : str or None, default None
+        Hessian policy (see :class:`~gbfocal.FocalLoss`); ``None`` is each
+        loss's own default (``"positive"`` binary and multi-label,
+        ``"clamp"`` multiclass).
+    focal_proba : {"posterior", "sigmoid", "softmax"}, default "posterior"
+        What ``predict_proba`` returns: the class posterior recovered from
+        the focal margins (``loss.posterior``), or the engine's own σ(margin)
+        / softmax(margins) (``"sigmoid"`` and ``"softmax"`` are one switch),
+        under-confident for γ > 0. Read at prediction time.
+    **kwargs
+        Any :class:`xgboost.XGBClassifier` parameter. ``objective`` must stay
+        unset or the link (``"binary:logistic"``; ``"multi:softprob"`` for K
+        classes); ``scale_pos_weight`` is refused (XGBoost ignores it with a
+        custom objective; use ``focal_alpha`` or ``sample_weight``).
+        ``eval_metric`` may name XGBoost's rank metrics (``"auc"``,
+        ``"aucpr"``, ``"map"``, ``"ndcg"``, ``"pre"``) and one callable
+        ``(y_true, y_score[, sample_weight])`` of raw margins; ``"logloss"``,
+        ``"error"``, ``"mlogloss"``, ``"merror"`` and the rest are refused
+        (module docstring, "Metrics").
+
+    Notes
+    -----
+    * ``fit(X, y, sample_weight=None, eval_set=None, ...)``: ``X`` of shape
+      ``(n, d)``, ``y`` of shape ``(n,)`` holding any class labels (numbers,
+      strings, booleans; ``classes_`` is their sorted array) or ``(n, K)``
+      0/1. Boosting starts at the focal-optimal constant margin(s),
       ``loss.init_score`` (``base_score`` = σ(init_score) for two classes,
       the K margins for K classes; XGBoost >= 3.1 stores that vector in the
       model), unless ``base_score`` is given or ``xgb_model`` continues a
-      model. With ``eval_metric=None`` every ``eval_set`` reports the
-      weighted mean focal loss as ``"focal"``, and ``early_stopping_rounds``
-      stops on it; set ``eval_metric`` to use XGBoost's metrics instead.
+      model. Every ``eval_set`` reports the weighted mean focal loss as
+      ``"focal"``, after any ``eval_metric``, and ``early_stopping_rounds``
+      stops on it.
     * ``predict_proba(X)``: shape ``(n, K)`` (K = 2 for binary), columns
       ordered as ``classes_``, rows summing to 1; ``predict(X)`` the most
       probable class. ``focal_proba="posterior"`` (default) returns the class
@@ -935,10 +1170,8 @@ class XGBFocalClassifier(xgb.XGBClassifier):
       ``classes_ = [0, 1]``, ``predict_proba(X)`` is ``(n, K)``, each
       label's recovered posterior (``"sigmoid"``: σ(margin)), ``predict(X)``
       the indicator matrix ``predict_proba > 0.5`` in ``Y``'s dtype,
-      ``decision_function`` its logit. ``focal_alpha``: None (0.25 for every
-      label), a float, one float in (0, 1) per label column, or
-      ``"balanced"`` (per label ``W₀ₖ / (W₀ₖ + W₁ₖ)``). Every label column
-      needs both classes; ``eval_set`` labels are ``(n_eval, K)`` too.
+      ``decision_function`` its logit. Every label column needs both
+      classes; ``eval_set`` labels are ``(n_eval, K)`` too.
     * ``decision_function(X)``: scikit-learn's convention. Two classes:
       shape ``(n,)``, the log-odds of ``predict_proba(X)[:, 1]`` (> 0 exactly
       where ``predict`` picks ``classes_[1]``). K classes: shape ``(n, K)``,
@@ -962,11 +1195,6 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     prediction time. A ``fit`` or ``load_model`` that raises leaves the
     estimator as it was.
 
-    ``objective`` must stay unset or the link (``"binary:logistic"``;
-    ``"multi:softprob"`` for K classes) and ``scale_pos_weight`` unset
-    (XGBoost ignores it with a custom objective; use ``focal_alpha`` or
-    ``sample_weight``).
-
     scikit-learn's estimator checks pass (``tests/test_xgboost.py`` runs
     them) except the two sample-weight equivalence checks, which demand
     agreement to 1e-7: XGBoost takes float32 gradients, so a row of weight
@@ -974,7 +1202,34 @@ class XGBFocalClassifier(xgb.XGBClassifier):
     and the two models agree to float32 round-off (2.6e-7 measured; a test
     checks the equivalence at 1e-5). XGBoost's own objectives also store
     ``w * g`` as float32.
+
+    References
+    ----------
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
+    Object Detection", ICCV 2017, arXiv:1708.02002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gbfocal.xgboost import XGBFocalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = np.where(X[:, 0] + rng.normal(size=300) > 1.0, "fraud", "ok")
+    >>> clf = XGBFocalClassifier(focal_alpha="balanced", focal_gamma=2.0, n_estimators=20, max_depth=3, n_jobs=1)
+    >>> clf = clf.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False)
+    >>> clf.classes_.tolist()
+    ['fraud', 'ok']
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    >>> list(clf.evals_result()["validation_0"])
+    ['focal']
+    >>> three = np.digitize(X[:, 0], [-0.5, 0.5])  # K = 3 classes: the softmax focal loss
+    >>> XGBFocalClassifier(n_estimators=5, n_jobs=1).fit(X, three).predict_proba(X[:2]).shape
+    (2, 3)
     """
+
+    #: The focal metric while ``fit`` runs (see ``_configure_fit``), else None.
+    _gbfocal_fit_metric: FocalMetric | None = None
 
     def __init__(
         self,
@@ -1008,12 +1263,21 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         params = super().get_xgb_params()
         for name in _FOCAL_PARAMS:
             params.pop(name, None)
-        if isinstance(self.eval_metric, _FitMetric):  # inside fit: report the focal loss alone
+        if self._gbfocal_fit_metric is not None and not _metric_names(self.eval_metric):
+            # inside fit, no built-in metric named: without this XGBoost adds logloss, which reads sigma(margin)
             params["disable_default_eval_metric"] = True
         if params.get("objective") == "binary:logistic" and getattr(self, "n_classes_", 2) > 2:
             # XGBClassifier's default stands for the link; set_params hands these to the fitted booster.
             params["objective"] = "multi:softprob"
         return params
+
+    def _configure_fit(self, *args: Any, **kwargs: Any) -> Any:
+        # XGBoost's hook that turns eval_metric into xgboost.train's custom_metric (the second item it
+        # returns): inside fit the focal metric joins it, last, so that early stopping uses it.
+        configured = super()._configure_fit(*args, **kwargs)
+        if self._gbfocal_fit_metric is None:
+            return configured
+        return (configured[0], _with_focal(configured[1], self._gbfocal_fit_metric), *configured[2:])
 
     def _n_threads(self) -> int | None:
         """Threads for the objective: XGBoost's ``n_jobs``, where None or <= 0 means every core."""
@@ -1127,6 +1391,7 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         # Validated up front so a bad value names the parameter, not XGBoost's internals.
         check_focal_params(self)
         _check_proba_mode(self.focal_proba)
+        _refuse_non_rank_metrics(self.eval_metric, "eval_metric")
         n_labels = _label_columns(y)
         if n_labels is None:
             classes, codes = self._fit_classes(y)
@@ -1153,15 +1418,14 @@ class XGBFocalClassifier(xgb.XGBClassifier):
         start = self.base_score
         if start is None and xgb_model is None:
             start = _start(loss, rows.init_score(loss) if init is None else init)
-        eval_metric = _FitMetric(loss, n_threads) if self.eval_metric is None else self.eval_metric
         self._gbfocal_classes = None
-        # XGBClassifier.fit takes its objective, metric and base_score from these attributes only;
-        # they are set for the call and restored afterwards, so get_params() never changes.
+        # XGBClassifier.fit takes its objective and base_score from these attributes only; they are set
+        # for the call and restored afterwards, so get_params() never changes. _configure_fit adds the metric.
         with _swapped(
             self,
             objective=_FitObjective(loss, rows, n_threads),
-            eval_metric=eval_metric,
             base_score=start,
+            _gbfocal_fit_metric=FocalMetric(loss, n_threads=n_threads),
         ):
             super().fit(
                 X,

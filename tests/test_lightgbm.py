@@ -308,7 +308,7 @@ def test_bad_input_errors():
         gfl.train(loss, {**BASE, "objective": "binary"}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match="sets the objective itself"):
         gfl.train(loss, {**BASE, "application": "binary"}, lgb.Dataset(X, y))
-    with pytest.raises(ValueError, match="as if it were a probability"):
+    with pytest.raises(ValueError, match="as if they were probabilities"):
         gfl.train(loss, {**BASE, "metric": "auc,binary_logloss"}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match="already has an init_score"):
         gfl.train(loss, BASE, lgb.Dataset(X, y, init_score=np.zeros_like(y)))
@@ -322,7 +322,7 @@ def test_bad_input_errors():
         gfl.train(loss, BASE, lgb.Dataset(X, y), init_score=float("nan"))
     with pytest.raises(TypeError, match=r"lightgbm\.Dataset"):
         gfl.train(loss, BASE, (X, y))
-    with pytest.raises(ValueError, match=r"\['l2'\], which LightGBM would compute on scores without gbfocal's start"):
+    with pytest.raises(ValueError, match=r"\['l2'\], which LightGBM computes on the raw margins"):
         gfl.train(loss, {**BASE, "metric": ["auc", "l2"]}, lgb.Dataset(X, y))
     with pytest.raises(TypeError, match="params must be a dict"):
         gfl.train(loss, [("num_leaves", 7)], lgb.Dataset(X, y))
@@ -550,9 +550,9 @@ def test_classifier_bad_input_errors():
         LGBMFocalClassifier(objective="binary", **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="objective is the focal loss"):
         LGBMFocalClassifier(loss="binary", **SMALL).fit(X, y)
-    with pytest.raises(ValueError, match="as if it were a probability"):
+    with pytest.raises(ValueError, match="as if they were probabilities"):
         LGBMFocalClassifier(**SMALL).fit(X, y, eval_set=[(X, y)], eval_metric="logloss")
-    with pytest.raises(ValueError, match="as if it were a probability"):
+    with pytest.raises(ValueError, match="as if they were probabilities"):
         LGBMFocalClassifier(metric="binary_error", **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
         LGBMFocalClassifier(focal_alpha=1.5, **SMALL).fit(X, y)

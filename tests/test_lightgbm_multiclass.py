@@ -158,7 +158,7 @@ def test_multiclass_bad_input_errors():
     X, y, _ = _data(300)
     loss = MulticlassFocalLoss()
     for metric in ("multi_logloss", "multi_error", "softmax"):
-        with pytest.raises(ValueError, match="as if it were a probability"):
+        with pytest.raises(ValueError, match="as if they were probabilities"):
             gfl.train(loss, {**BASE, "metric": metric}, lgb.Dataset(X, y))
     with pytest.raises(ValueError, match=r"params\['num_class'\] has 4 margins per row .* has 3 class weights"):
         gfl.train(MulticlassFocalLoss([1.0, 1.0, 1.0]), {**BASE, "num_class": 4}, lgb.Dataset(X, y))
@@ -266,7 +266,7 @@ def test_classifier_focal_alpha_forms_and_proba_modes():
         LGBMFocalClassifier(focal_alpha={"cow": 1.0}, **SMALL).fit(X, LABELS[codes])
     with pytest.raises(ValueError, match="focal_alpha has 2 weights but there are 3 classes"):
         LGBMFocalClassifier(focal_alpha=[1.0, 2.0], **SMALL).fit(X, codes)
-    with pytest.raises(ValueError, match="as if it were a probability"):
+    with pytest.raises(ValueError, match="as if they were probabilities"):
         LGBMFocalClassifier(**SMALL).fit(X, codes, eval_set=[(X, codes)], eval_metric="multi_error")
     # a binary classifier's mapping weighs the named label, whichever sorts last
     yb = np.where(codes == 0, "fraud", "ok")

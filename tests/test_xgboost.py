@@ -392,10 +392,10 @@ def test_classifier_early_stopping_on_the_focal_metric():
     np.testing.assert_array_equal(margins, clf.predict(Xv, iteration_range=(0, best + 1), output_margin=True))
 
 
-def test_classifier_eval_metric_can_be_chosen():
+def test_classifier_rank_metric_is_reported_before_focal():
     X, y = _data(800, seed=15)
     clf = _clf(eval_metric="auc").fit(X, y, eval_set=[(X, y)], verbose=False)
-    assert list(clf.evals_result()["validation_0"]) == ["auc"]
+    assert list(clf.evals_result()["validation_0"]) == ["auc", "focal"]
 
 
 def test_xgboost_gamma_and_alpha_reach_the_booster_untouched():
