@@ -463,9 +463,15 @@ def _train_xgboost(
             totals = _dmatrix_totals(client, loss, dtrain, None if k == 1 else k)
         start = _gfx._start(loss, _start_from_totals(loss, totals))
     full = _gfx._focal_params(params, start, k)
-    if focal_metric and train_kwargs.get("custom_metric") is None:
-        train_kwargs["custom_metric"] = XGBoostFocalMetric(loss, n_threads=n_threads)
-        if full.get("eval_metric") is None:  # report the focal loss alone, so early stopping uses it
+    # the metric rule of gbfocal.xgboost.train: focal always reported, last, so early stopping uses it;
+    # rank metrics beside it; metrics XGBoost would compute on sigma/softmax of the margins refused
+    _gfx._refuse_non_rank_metrics(full.get("eval_metric"), "params['eval_metric']")
+    if train_kwargs.get("maximize"):
+        raise ValueError("maximize=True would maximise the focal loss, which early stopping uses; leave it False")
+    if focal_metric:
+        focal = XGBoostFocalMetric(loss, n_threads=n_threads)
+        train_kwargs["custom_metric"] = _gfx._with_focal(train_kwargs.get("custom_metric"), focal)
+        if full.get("eval_metric") is None:  # report the focal loss alone
             full["disable_default_eval_metric"] = True
     obj = _gfx.objective(loss, n_threads=n_threads)
     out = _xgb_dask.train(client, full, dtrain, num_boost_round, evals=evals, obj=obj, **train_kwargs)
@@ -814,6 +820,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
                 "DaskXGBFocalClassifier takes eval_metric=None (the focal loss over all workers) or XGBoost metric "
                 "names; XGBoost would average a callable metric over the workers"
             )
+        _gfx._refuse_non_rank_metrics(self.eval_metric, "eval_metric")
         client = _client(self.client)
         classes = _fit_classes(client, y, type(self).__name__)
         n_classes = classes.shape[0]
@@ -866,7 +873,7 @@ class DaskXGBFocalClassifier(_XGBBase):  # type: ignore[misc, valid-type]
             dtrain,
             self.get_num_boosting_rounds(),
             evals or None,
-            self.eval_metric is None,
+            True,  # the focal metric always, last: early stopping uses it (rank eval_metric names beside it)
             train_kwargs,
         )
         self._Booster = result["booster"]
@@ -961,6 +968,7 @@ class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
                 params["num_class"] = self._n_margins
             self._objective = _gfl.FocalObjective(self._focal_loss, _gfl._threads_from_params(params))
             params["objective"] = self._objective
+            _gfl._first_metric_only(params)  # early stopping watches the focal metric, reported first
         return params
 
     def fit(  # type: ignore[override]
@@ -982,7 +990,7 @@ class _WorkerFocalModel(_LGBMRegressorBase):  # type: ignore[misc, valid-type]
             X,
             y,
             eval_metric=[metric, *user],
-            callbacks=[*(callbacks or []), _gfl._SkipObjectiveReset()],
+            callbacks=_gfl._focal_decides(callbacks),
             **kwargs,
         )
 

@@ -612,3 +612,18 @@ def test_xgboost_focal_metric_is_safe_to_share_between_threads():
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda job: shared(job[1], job[0])[1], jobs))
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_dask_estimators_follow_the_metric_rule(client):
+    # focal always reported and deciding early stopping; rank metrics beside it; metrics on sigma(margin) refused
+    X, y = _data(4000, 4)
+    dX, dy = da.from_array(X, chunks=(2000, -1)), da.from_array(y, chunks=2000)
+    with pytest.raises(ValueError, match="computes on sigma"):
+        gfd.DaskXGBFocalClassifier(n_estimators=3, eval_metric="logloss", **HIST).fit(dX, dy)
+    model = gfd.DaskXGBFocalClassifier(n_estimators=40, eval_metric="auc", early_stopping_rounds=3, **HIST)
+    model.fit(dX, dy, eval_set=[(dX, dy)])
+    history = model.evals_result_["validation_0"]
+    assert list(history) == ["auc", "focal"]  # focal last: XGBoost's early stopping watches it
+    assert model.get_booster().best_iteration == int(np.argmin(history["focal"]))
+    with pytest.raises(ValueError, match="binary_logloss"):
+        gfd.DaskLGBMFocalClassifier(n_estimators=3, metric="binary_logloss", verbose=-1).fit(dX, dy)
