@@ -49,7 +49,7 @@ import numpy as np
 from {module} import {cls}
 rng = np.random.default_rng(0)
 X = rng.standard_normal(({rows}, 10))
-y = (X[:, 0] + rng.logistic(size={rows}) > 1).astype(int)
+y = np.digitize(X[:, 0] + rng.logistic(size={rows}), {edges})
 {cls}(n_estimators=5{n_jobs}).fit(X, y).predict_proba(X)
 """
 
@@ -59,11 +59,13 @@ _CLASSES = {
 }
 
 
-def _script(module: str, cls: str, rows: int, n_jobs: int | None, engine: str) -> str:
+def _script(module: str, cls: str, rows: int, n_jobs: int | None, engine: str, classes: int = 2) -> str:
     extra = "" if n_jobs is None else f", n_jobs={n_jobs}"
     if engine == "lightgbm":
         extra += ", verbose=-1"
-    return _SCRIPT.format(module=module, cls=cls, rows=rows, n_jobs=extra)
+    # class edges on the noisy score: [1] gives the binary script (about 1 row in 5 positive)
+    edges = [1.0] if classes == 2 else [float(v) for v in np.linspace(-1.0, 1.5, classes - 1)]
+    return _SCRIPT.format(module=module, cls=cls, rows=rows, n_jobs=extra, edges=edges)
 
 
 def _run(code: str, env: dict[str, str]) -> tuple[float, float]:
@@ -176,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=sorted(_CLASSES), default="xgboost")
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--classes", type=int, default=2, help="classes in y (3+: the multiclass loss)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each script (median reported)")
     parser.add_argument("--n-jobs", type=int, default=None, help="engine threads (default: the engine's own)")
     parser.add_argument("--compile-cost", action="store_true", help="measure the Python row budget instead")
@@ -183,8 +186,8 @@ def main() -> None:
     args = parser.parse_args()
 
     (focal_module, focal_cls), (plain_module, plain_cls) = _CLASSES[args.engine]
-    focal = _script(focal_module, focal_cls, args.rows, args.n_jobs, args.engine)
-    plain = _script(plain_module, plain_cls, args.rows, args.n_jobs, args.engine)
+    focal = _script(focal_module, focal_cls, args.rows, args.n_jobs, args.engine, args.classes)
+    plain = _script(plain_module, plain_cls, args.rows, args.n_jobs, args.engine, args.classes)
     root = str(Path(__file__).resolve().parents[1])
     base = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     if args.compile_cost:
@@ -192,7 +195,10 @@ def main() -> None:
     if args.medium:
         return _medium(base, args.repeat, args.n_jobs)
 
-    print(f"{args.engine}: {args.rows:,} rows, n_estimators=5, n_jobs={args.n_jobs}, {args.repeat} runs each")
+    print(
+        f"{args.engine}: {args.rows:,} rows, {args.classes} classes, n_estimators=5, n_jobs={args.n_jobs}, "
+        f"{args.repeat} runs each"
+    )
     print(f"load average before: {_loadavg()}")
     times: dict[str, list[float]] = {"cold": [], "warm": [], "plain": []}
     cpu: dict[str, list[float]] = {"cold": [], "warm": [], "plain": []}
