@@ -335,7 +335,8 @@ class MulticlassFocalLoss:
             V.check_disjoint(out, "loss_out", y_true=y, raw_prediction=z, sample_weight=w)
         if self._in_python("multiclass_loss_kernel", z):
             values = self._python_losses(y, z)
-            out[...] = values * w if w.shape[0] else values
+            with np.errstate(over="ignore"):  # a loss beyond float32 is inf, as the kernel stores it
+                out[...] = values * w if w.shape[0] else values
             return out
         cpu = _kernels()
         args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int, out)
