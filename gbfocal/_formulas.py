@@ -330,3 +330,131 @@ def log_class_pull(log_alpha, gamma, p, log_q, nlp, nlp_over_q):
     Not a hot path: uses ``math``.
     """
     return log_alpha + gamma * log_q + nlp + math.log1p(gamma * p * nlp_over_q)
+
+
+# --------------------------------------------------------------------------- multiclass rows in Python
+#
+# One row at a time in plain Python (``math``), for where a compiled kernel
+# would cost more than it saves (small data sets, the first rounds; see
+# ``gbfocal._loss.PythonRowBudget``). Each mirrors a kernel of gbfocal._cpu
+# step for step (same clamping, same sums in the same order, same floors), so
+# the two agree to a few ulp; the kernels only differ in their exp/log
+# primitives. ``z`` is one row's K margins as a sequence of Python floats,
+# already checked finite by the caller.
+
+
+def multiclass_row_terms(z, y, alpha_y, gamma, gamma_int, bound):
+    """(e, k*, u, 1/(1+u), p_y, 1 - p_y, -log p_y, (1 - p_y)^γ) of one row, margins clamped to ±``bound``.
+
+    ``e[k] = exp(z_k - m)`` with m = max_k z_k attained first at k*, and
+    ``u = Σ_{k≠k*} e[k]`` summed in class order (``_cpu.softmax_row``); then
+    :func:`softmax_target_parts` and ``q^γ`` as ``_cpu.multiclass_target``:
+    by multiplication for an integer γ in 0..4, else ``exp(γ log q)`` (0 at q = 0).
+    """
+    zc = [min(max(zk, -bound), bound) for zk in z]
+    m = zc[0]
+    kmax = 0
+    for k in range(1, len(zc)):
+        if zc[k] > m:
+            m = zc[k]
+            kmax = k
+    e = [math.exp(zk - m) for zk in zc]  # exp(-(m - z_k)): the same rounding, z_k - m = -(m - z_k) exactly
+    u = 0.0
+    for k, ek in enumerate(e):
+        if k != kmax:
+            u += ek
+    inv = 1.0 / (1.0 + u)
+    p, q, nlp = softmax_target_parts(e[y], u, inv, math.log1p(u), m - zc[y], y == kmax)
+    if gamma_int >= 0:
+        qg = integer_power(q, gamma_int)
+    else:
+        qg = math.exp(gamma * math.log(q)) if q > 0.0 else 0.0
+    return e, kmax, u, inv, p, q, nlp, qg
+
+
+def multiclass_gradient_hessian_row(z, y, alpha_y, gamma, gamma_int, policy):
+    """(gradient list, Hessian-diagonal list), K entries each, of one unweighted row under ``policy``.
+
+    As ``_cpu.multiclass_gradient_hessian_kernel``: margins clamped at
+    ±:data:`Z_SATURATED`; with c = α_y q^γ, b = γ p ℓ + q, κ from
+    :func:`multiclass_curvature` and ``S = Σ_{k≠y} e_k`` (``u`` when y = k*,
+    else ``1 + (u - e_y)``: no cancellation), ``ρ_k = -e_k / S`` (0 when S
+    underflowed), ``1 - p_k`` as ``u/(1+u)`` for k = k* and ``1 - e_k/(1+u)``
+    otherwise, ``σ_k = -ρ_k (1 - p_k)``; gradient ``-c b ρ_k`` (ρ_y = 1),
+    Hessian ``c (κ ρ_k² + b σ_k)`` (σ_y = p_y), floored per policy. Sample
+    weights multiply both afterwards, as the kernel's do (after the floor).
+    """
+    e, kmax, u, inv, p, q, nlp, qg = multiclass_row_terms(z, y, alpha_y, gamma, gamma_int, Z_SATURATED)
+    c = alpha_y * qg
+    b = gamma * p * nlp + q
+    kappa = multiclass_curvature(gamma, p, q, nlp, policy)
+    s_nt = u if y == kmax else 1.0 + (u - e[y])
+    inv_snt = 1.0 / s_nt if s_nt > 0.0 else 0.0
+    cb = c * b
+    ck = c * kappa
+    grad = []
+    hess = []
+    for k, ek in enumerate(e):
+        if k == y:
+            grad.append(multiclass_grad_entry(cb, 1.0, 1.0))
+            hess.append(multiclass_hess_entry(c, kappa, b, 1.0, p, policy))
+            continue
+        rho = -ek * inv_snt
+        omp = u * inv if k == kmax else 1.0 - ek * inv
+        grad.append(multiclass_grad_entry(cb, 1.0, rho))
+        hess.append(multiclass_hess_entry(1.0, ck, cb, rho, -rho * omp, policy))
+    return grad, hess
+
+
+def multiclass_loss_row(z, y, alpha_y, gamma, gamma_int):
+    """FL = α_y (1 - p_y)^γ (-log p_y) of one row, unclamped (as ``_cpu.multiclass_loss_kernel``)."""
+    _e, _kmax, _u, _inv, _p, _q, nlp, qg = multiclass_row_terms(z, y, alpha_y, gamma, gamma_int, math.inf)
+    return focal_value(alpha_y, qg, nlp)
+
+
+def multiclass_posterior_row(z, log_alpha, gamma):
+    """The K class posteriors η_k ∝ 1 / (α_k |f'(p_k)|) of one row (as ``_cpu.multiclass_posterior_kernel``).
+
+    Margins clamped at ±:data:`Z_SATURATED`; ``u = Σ_{k≠k*} e^{z_k - m}``
+    through its logarithm ``log u = (m₂ - m) + log Σ_{k≠k*} e^{z_k - m₂}``
+    (m₂ the largest other margin), so 1 - p_k* never underflows; then
+    :func:`log_class_pull` per class and a log-sum-exp normalisation.
+    """
+    zc = [min(max(zk, -Z_SATURATED), Z_SATURATED) for zk in z]
+    n_classes = len(zc)
+    m = zc[0]
+    kmax = 0
+    for k in range(n_classes):
+        if zc[k] > m:
+            m = zc[k]
+            kmax = k
+    m2 = -math.inf
+    for k in range(n_classes):
+        if k != kmax:
+            m2 = max(m2, zc[k])
+    s2 = 0.0
+    for k in range(n_classes):
+        if k != kmax:
+            s2 += math.exp(zc[k] - m2)
+    log_u = (m2 - m) + math.log(s2)
+    u = math.exp(log_u)
+    log1p_u = math.log1p(u)
+    a = []
+    for k in range(n_classes):
+        if k == kmax:
+            p = 1.0 / (1.0 + u)
+            log_q = log_u - log1p_u
+            ratio = log1p_u * (1.0 + u) / u if u > 0.0 else 1.0
+            nlp = log1p_u
+        else:
+            nlp = (m - zc[k]) + log1p_u
+            p = math.exp(-nlp)
+            log_q = math.log1p(-p)
+            ratio = nlp / (1.0 - p)  # p <= 1/2
+        a.append(-log_class_pull(log_alpha[k], gamma, p, log_q, nlp, ratio))
+    amax = max(a)
+    s = 0.0
+    for ak in a:
+        s += math.exp(ak - amax)
+    log_s = amax + math.log(s)
+    return [math.exp(ak - log_s) for ak in a]

@@ -9,6 +9,7 @@ factory for the engine adapters) with outputs of width K.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import numpy as np
 
 from gbfocal import _formulas as F
 from gbfocal import _validation as V
-from gbfocal._loss import ThreadBuffers, _scaled
+from gbfocal._loss import ONE_OFF_PYTHON_ROWS, PythonRowBudget, ThreadBuffers, _scaled
 
 MULTICLASS_HESSIAN_POLICIES = {
     "exact": F.HESSIAN_EXACT,
@@ -29,6 +30,15 @@ MULTICLASS_HESSIAN_POLICIES = {
 MULTICLASS_DEFAULT_HESSIAN = "clamp"
 
 _EMPTY = np.empty(0, dtype=np.float64)
+
+#: A one-off call (``loss``, ``mean_loss``, ``gradient_hessian``,
+#: ``posterior``) runs the Python row formulas when it has at most
+#: :data:`~gbfocal._loss.ONE_OFF_PYTHON_ROWS` rows and at most this many
+#: margins (rows x K), so that a single call spends at most a few tens of ms
+#: in Python; larger ones run compiled. One-off gradient/loss calls also
+#: draw on the loss's :class:`~gbfocal._loss.PythonRowBudget` (in margins).
+ONE_OFF_PYTHON_MARGINS = 4 * ONE_OFF_PYTHON_ROWS
+
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -227,7 +237,7 @@ class MulticlassFocalLoss:
     [0.62, 0.31, 0.071]
     """
 
-    __slots__ = ("_alpha", "_alpha_arr", "_gamma", "_gamma_int", "_hessian", "_log_alpha", "_policy")
+    __slots__ = ("_alpha", "_alpha_arr", "_gamma", "_gamma_int", "_hessian", "_log_alpha", "_one_off", "_policy")
 
     def __init__(
         self,
@@ -247,6 +257,7 @@ class MulticlassFocalLoss:
         self._gamma_int = int(g) if g == int(g) and g <= 4 else -1
         self._alpha_arr = alpha_arr
         self._log_alpha = None if alpha_arr is None else np.log(alpha_arr)
+        self._one_off = PythonRowBudget()  # the one-off calls' Python margins (not part of the loss's value)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -322,6 +333,11 @@ class MulticlassFocalLoss:
         else:
             out = V.check_out(loss_out, np.empty(z.shape[0], dtype=z.dtype), "loss_out")
             V.check_disjoint(out, "loss_out", y_true=y, raw_prediction=z, sample_weight=w)
+        if self._in_python("multiclass_loss_kernel", z):
+            values = self._python_losses(y, z)
+            with np.errstate(over="ignore"):  # a loss beyond float32 is inf, as the kernel stores it
+                out[...] = values * w if w.shape[0] else values
+            return out
         cpu = _kernels()
         args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int, out)
         V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_loss_kernel, z.shape[0], args, n_threads)))
@@ -341,7 +357,8 @@ class MulticlassFocalLoss:
         """
         n_threads = V.check_n_threads(n_threads)
         y, z, w = self._check(y_true, raw_prediction, sample_weight)
-        return self._mean_loss_checked(y, z, _scaled(w)[0], n_threads)
+        in_python = self._in_python("multiclass_loss_sum_kernel", z)
+        return self._mean_loss_checked(y, z, _scaled(w)[0], n_threads, in_python)
 
     def gradient_hessian(
         self,
@@ -376,6 +393,8 @@ class MulticlassFocalLoss:
         if hessian_out is not None:
             V.check_disjoint(hess, "hessian_out", **inputs)
         self._check_weight_range(V.weight_max(w), z.dtype, weighted=w.shape[0] > 0)
+        if self._in_python(_gradient_kernel_name(z.dtype, z.dtype), z):
+            return self._gradient_hessian_python(y, z, w, grad, hess)
         return self._gradient_hessian_checked(y, z, w, grad, hess, n_threads)
 
     def class_weight_totals(
@@ -459,9 +478,19 @@ class MulticlassFocalLoss:
         """
         z = as_margin_rows(raw_prediction)
         n_threads = V.check_n_threads(n_threads)
+        log_alpha = self._log_alpha_for(z.shape[1])
+        if _small(z):  # Python arithmetic: no kernel to compile or load for a few thousand rows
+            V.report_non_finite(_count_non_finite(z))
+            rows = map(
+                F.multiclass_posterior_row,
+                z.tolist(),
+                itertools.repeat(log_alpha.tolist()),
+                itertools.repeat(self._gamma),
+            )
+            return np.fromiter(itertools.chain.from_iterable(rows), np.float64, z.size).reshape(z.shape)
         out = np.empty(z.shape, dtype=np.float64)
         cpu = _kernels()
-        args = (z, self._log_alpha_for(z.shape[1]), self._gamma, out)
+        args = (z, log_alpha, self._gamma, out)
         V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_posterior_kernel, z.shape[0], args, n_threads)))
         return out
 
@@ -552,6 +581,43 @@ class MulticlassFocalLoss:
         w = V.as_weights(sample_weight, y.shape[0])
         return y, z, _or_empty(w)
 
+    def _in_python(self, kernel: str, z: np.ndarray) -> bool:
+        """Whether a one-off call on margins ``z`` runs the Python row formulas (see :data:`ONE_OFF_PYTHON_MARGINS`)."""
+        return _small(z) and self._one_off.take(kernel, z.size)
+
+    def _python_losses(self, y, z) -> np.ndarray:
+        """Unweighted per-row losses, float64 ``(n,)``, by :func:`gbfocal._formulas.multiclass_loss_row`."""
+        V.report_non_finite(_count_non_finite(z))
+        rep = itertools.repeat
+        ys = y.tolist()
+        alpha_y = map(self._alpha_for(z.shape[1]).tolist().__getitem__, ys)
+        rows = map(F.multiclass_loss_row, z.tolist(), ys, alpha_y, rep(self._gamma), rep(self._gamma_int))
+        return np.fromiter(rows, np.float64, z.shape[0])
+
+    def _gradient_hessian_python(self, y, z, w, grad, hess):
+        """Into ``grad``/``hess`` by :func:`gbfocal._formulas.multiclass_gradient_hessian_row`, row by row in Python.
+
+        float64 arithmetic as the kernel's, weights applied after the Hessian
+        floor, stored in the outputs' dtype. Margins are checked before
+        anything is written.
+        """
+        V.report_non_finite(_count_non_finite(z))
+        rep = itertools.repeat
+        ys = y.tolist()
+        alpha_y = map(self._alpha_for(z.shape[1]).tolist().__getitem__, ys)
+        params = (rep(self._gamma), rep(self._gamma_int), rep(self._policy))
+        rows = map(F.multiclass_gradient_hessian_row, z.tolist(), ys, alpha_y, *params)
+        # flattened as they come: no row's lists outlive it (see FocalLoss._gradient_hessian_python)
+        flat = itertools.chain.from_iterable(itertools.chain.from_iterable(rows))
+        gh = np.fromiter(flat, np.float64, 2 * z.size).reshape(z.shape[0], 2, z.shape[1])
+        g64, h64 = gh[:, 0], gh[:, 1]
+        if w.shape[0]:
+            g64 *= w[:, None]
+            h64 *= w[:, None]
+        grad[...] = g64
+        hess[...] = h64
+        return grad, hess
+
     def _gradient_hessian_checked(self, y, z, w, grad, hess, n_threads):
         """Into ``grad``/``hess`` (z's shape; stored in their dtype); margins are checked here."""
         cpu = _kernels()
@@ -559,13 +625,25 @@ class MulticlassFocalLoss:
         V.report_non_finite(sum(cpu.run_chunked(cpu.multiclass_gradient_hessian_kernel, z.shape[0], args, n_threads)))
         return grad, hess
 
-    def _mean_loss_checked(self, y, z, w, n_threads) -> float:
-        """``Σ w FL / Σ w``; ``w`` already scaled (``_scaled``) so that neither sum overflows."""
-        cpu = _kernels()
-        args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int)
-        parts = cpu.run_chunked(cpu.multiclass_loss_sum_kernel, z.shape[0], args, n_threads)
-        V.report_non_finite(sum(p[2] for p in parts))
-        total, wsum = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    def _mean_loss_checked(self, y, z, w, n_threads, in_python: bool = False) -> float:
+        """``Σ w FL / Σ w``; ``w`` already scaled (``_scaled``) so that neither sum overflows.
+
+        ``in_python``: by :func:`gbfocal._formulas.multiclass_loss_row` rather
+        than the loss-sum kernel (see :class:`~gbfocal._loss.PythonRowBudget`).
+        """
+        if in_python:
+            values = self._python_losses(y, z)
+            if w.shape[0]:
+                w64 = w.astype(np.float64, copy=False)
+                total, wsum = float(np.dot(w64, values)), float(np.sum(w64))
+            else:
+                total, wsum = float(np.sum(values)), float(z.shape[0])
+        else:
+            cpu = _kernels()
+            args = (y, z, w, self._alpha_for(z.shape[1]), self._gamma, self._gamma_int)
+            parts = cpu.run_chunked(cpu.multiclass_loss_sum_kernel, z.shape[0], args, n_threads)
+            V.report_non_finite(sum(p[2] for p in parts))
+            total, wsum = sum(p[0] for p in parts), sum(p[1] for p in parts)
         if wsum <= 0.0:
             raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
         return total / wsum
@@ -581,7 +659,7 @@ class MulticlassPreparedRows:
     the same thread's next call: several threads may train on one data set).
     """
 
-    __slots__ = ("_buffers", "_w_mean", "n_classes", "n_rows", "w", "w_max", "y")
+    __slots__ = ("_buffers", "_python", "_w_mean", "n_classes", "n_rows", "w", "w_max", "y")
 
     def __init__(self, y_true: np.ndarray, sample_weight: np.ndarray | None = None, n_classes: int = 2) -> None:
         self.n_classes = _check_n_classes(n_classes)
@@ -594,6 +672,7 @@ class MulticlassPreparedRows:
         self.w_max = V.weight_max(self.w)  # for the overflow check of every round, computed once
         self._w_mean = _scaled(self.w)[0]  # for Σ w FL / Σ w and the class totals: scaled by a power of two
         self._buffers = ThreadBuffers()  # per calling thread, as in PreparedRows
+        self._python = PythonRowBudget()  # the first rounds run in Python (margins counted), the rest compiled
 
     def __getstate__(self) -> dict:
         return {"y": self.y, "w": self.w, "n_classes": self.n_classes}
@@ -642,13 +721,18 @@ class MulticlassPreparedRows:
         loss._alpha_for(self.n_classes)
         loss._check_weight_range(self.w_max, out, weighted=self.w.shape[0] > 0)
         bufs = self._buffers.get((z.dtype, out), z.shape, out)
+        if self._python.take(_gradient_kernel_name(z.dtype, out), z.size):
+            return loss._gradient_hessian_python(self.y, z, self.w, bufs[0], bufs[1])
         return loss._gradient_hessian_checked(self.y, z, self.w, bufs[0], bufs[1], n_threads)
 
     def mean_loss(self, loss: MulticlassFocalLoss, raw_prediction: np.ndarray, n_threads: int | None = None) -> float:
         """``loss.mean_loss`` without re-validating labels and weights."""
         loss = _check_multiclass_loss(loss)
         n_threads = V.check_n_threads(n_threads)
-        return loss._mean_loss_checked(self.y, self.margins(raw_prediction), self._w_mean, n_threads)
+        z = self.margins(raw_prediction)
+        loss._alpha_for(self.n_classes)
+        in_python = self._python.take("multiclass_loss_sum_kernel", z.size)
+        return loss._mean_loss_checked(self.y, z, self._w_mean, n_threads, in_python)
 
     def init_score(self, loss: MulticlassFocalLoss) -> np.ndarray:
         """``loss.init_score`` of these labels and weights, shape ``(K,)``."""
@@ -668,9 +752,28 @@ def _or_empty(w: np.ndarray | None) -> np.ndarray:
 
 
 def _class_totals(y: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
-    cpu = _kernels()
-    parts = cpu.run_chunked(cpu.class_weight_sums_kernel, y.shape[0], (y, w, n_classes), None)
-    return np.sum(parts, axis=0)
+    """(K,) totals ``Σ w [y = k]`` (counts when ``w`` is empty), float64.
+
+    NumPy, not a kernel: read once per data set, memory-bound, and not worth
+    a compilation on first use (as the binary ``_scaled_class_totals``).
+    """
+    if not w.shape[0]:
+        return np.bincount(y, minlength=n_classes).astype(np.float64)  # exact: integer counts below 2**53
+    return np.bincount(y, weights=w.astype(np.float64, copy=False), minlength=n_classes)
+
+
+def _small(z: np.ndarray) -> bool:
+    """Whether a one-off call on margins ``z`` is small enough for the Python row formulas."""
+    return z.shape[0] <= ONE_OFF_PYTHON_ROWS and z.size <= ONE_OFF_PYTHON_MARGINS
+
+
+def _count_non_finite(z: np.ndarray) -> int:
+    return z.size - int(np.count_nonzero(np.isfinite(z)))
+
+
+def _gradient_kernel_name(dtype: np.dtype, out: np.dtype) -> str:
+    """The budget account of a gradient call: one per compiled specialisation (margin and output dtype)."""
+    return f"multiclass_gradient_hessian_kernel[{np.dtype(dtype)},{np.dtype(out)}]"
 
 
 def _logsumexp(a: np.ndarray) -> float:
