@@ -243,6 +243,8 @@ def log1p_unit(e, inv_2pe):
 
 #: :data:`gbfocal._formulas.Z_SATURATED`, as a module global of the kernels here.
 Z_SATURATED = F.Z_SATURATED
+#: :data:`gbfocal._formulas.NONTARGET_SCALE` (see the multiclass gradient kernel).
+NONTARGET_SCALE = F.NONTARGET_SCALE
 
 #: The row functions of :mod:`gbfocal._formulas`, calling the compiled
 #: primitives above (and each other) where the Python ones call ``math``.
@@ -740,7 +742,8 @@ def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy,
             b = gamma * p * nlp + q
             kappa = multiclass_curvature(gamma, p, q, nlp, policy)
             wi = w[b0 + i] if weighted else 1.0
-            s_nt = ui if is_max else 1.0 + (ui - ey[i])  # Σ_{k≠y} e_k, without cancellation
+            # Σ_{k≠y} e_k without cancellation, scaled by 2**64 so its reciprocal is finite when it is subnormal
+            s_nt = (ui if is_max else 1.0 + (ui - ey[i])) * NONTARGET_SCALE
             inv_snt[i] = 1.0 / s_nt if s_nt > 0.0 else 0.0  # 0: every e_k (k≠y) underflowed
             inv[i] = invi
             wt[i] = wi
@@ -751,7 +754,7 @@ def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy,
             ek_row, gk_row, hk_row = e[k], gt[k], ht[k]
             for i in range(nb):
                 ek = ek_row[i]
-                rho = -ek * inv_snt[i]
+                rho = -(ek * NONTARGET_SCALE) * inv_snt[i]
                 omp = u[i] * inv[i] if k == kmax[i] else 1.0 - ek * inv[i]  # 1 - p_k; p_k <= 1/2 unless k = k*
                 sigma = -rho * omp
                 on_target = k == yb[i]

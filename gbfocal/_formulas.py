@@ -255,6 +255,11 @@ def posterior_logit(z, alpha, gamma):
 #: Multiclass only: A' clamped at 0 (κ → max(κ, 0)).
 HESSIAN_CLAMP = 4
 
+#: 2**64: Σ_{k≠y} e_k and each e_k are multiplied by it before ρ_j = -e_j / Σ_{k≠y} e_k is
+#: formed, so the reciprocal stays finite where the sum is subnormal (the target leads every
+#: other margin by 709-745, e.g. margins (0, 0, 720) with y = 2). A power of two: exact.
+NONTARGET_SCALE = 18446744073709551616.0
+
 
 def softmax_target_parts(e_y, u, inv_1pu, log1p_u, gap, y_is_max):
     """``p_y``, ``1 - p_y`` and ``-log p_y`` of one row, without cancellation.
@@ -388,7 +393,7 @@ def multiclass_gradient_hessian_row(z, y, alpha_y, gamma, gamma_int, policy):
     c = alpha_y * qg
     b = gamma * p * nlp + q
     kappa = multiclass_curvature(gamma, p, q, nlp, policy)
-    s_nt = u if y == kmax else 1.0 + (u - e[y])
+    s_nt = (u if y == kmax else 1.0 + (u - e[y])) * NONTARGET_SCALE
     inv_snt = 1.0 / s_nt if s_nt > 0.0 else 0.0
     cb = c * b
     ck = c * kappa
@@ -399,7 +404,7 @@ def multiclass_gradient_hessian_row(z, y, alpha_y, gamma, gamma_int, policy):
             grad.append(multiclass_grad_entry(cb, 1.0, 1.0))
             hess.append(multiclass_hess_entry(c, kappa, b, 1.0, p, policy))
             continue
-        rho = -ek * inv_snt
+        rho = -(ek * NONTARGET_SCALE) * inv_snt
         omp = u * inv if k == kmax else 1.0 - ek * inv
         grad.append(multiclass_grad_entry(cb, 1.0, rho))
         hess.append(multiclass_hess_entry(1.0, ck, cb, rho, -rho * omp, policy))

@@ -259,3 +259,20 @@ def test_small_multiclass_fit_never_imports_numba(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("path", ["python", "kernel"])
+@pytest.mark.parametrize("gap", [709.5, 720.0, 744.0])
+def test_target_ahead_by_a_subnormal_gap_gives_finite_softmax_gradients(monkeypatch, path, gap):
+    # Σ_{k≠y} e^{z_k - m} is subnormal here: its plain reciprocal overflowed and gave inf/NaN gradients
+    if path == "kernel":
+        monkeypatch.setattr(M, "ONE_OFF_PYTHON_MARGINS", 0)
+    z = np.array([[0.0, 0.0, gap], [gap, 0.0, 0.0]])
+    y = np.array([2, 0])
+    g, h = MulticlassFocalLoss(None, 0.0).gradient_hessian(y, z)
+    assert np.isfinite(g).all() and np.isfinite(h).all()
+    p_off = np.exp(-gap) / (1.0 + 2.0 * np.exp(-gap))  # γ = 0: the gradient is p - onehot(y)
+    np.testing.assert_allclose(g[0], [p_off, p_off, -2.0 * p_off], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g[1], [-2.0 * p_off, p_off, p_off], rtol=1e-12, atol=0)
+    g2, h2 = MulticlassFocalLoss([1.0, 2.0, 0.5], 2.0).gradient_hessian(y, z)
+    assert np.isfinite(g2).all() and np.isfinite(h2).all() and (h2 > 0).all()
