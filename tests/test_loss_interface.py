@@ -73,7 +73,9 @@ def test_threads_sharing_multiclass_prepared_rows_each_get_their_own_results():
         start.wait()
         for _ in range(15):
             g, h = rows.gradient_hessian(loss, margins[i], n_threads=1)
-            if not (np.array_equal(g, want[i][0]) and np.array_equal(h, want[i][1])):
+            # the prepared rows may run the Python row formulas (cold-start budget) and the one-off call the
+            # kernel: they agree to 1e-13; another thread's buffer would differ by far more
+            if not (np.allclose(g, want[i][0], rtol=1e-12, atol=1e-300) and np.allclose(h, want[i][1], rtol=1e-12)):
                 errors.append(f"thread {i}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(margins))]
