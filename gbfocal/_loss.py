@@ -29,15 +29,19 @@ def _kernels():
 
 
 #: Row evaluations (rows x calls) that one owner runs through the Python
-#: formulas, per kernel, before it switches to that compiled kernel for good.
-#: Equal to the kernel's first-use cost in a fresh environment, measured in
-#: Python rows (``python benchmarks/bench_cold_start.py --compile-cost``,
-#: load 1.7 on 2 cores): ``import numba`` plus compiling the float32
-#: gradient kernel took 1.06-1.10 s, as long as 1.15-1.20M rows of the
-#: Python ``PreparedRows.gradient_hessian`` (0.92 us a row); the loss-sum
-#: kernel 0.72 s, 1.4-1.5M rows of ``mean_loss`` (0.49 us a row). With a
-#: warm cache, import and load took 0.28 s, 0.3M gradient rows.
-PYTHON_ROW_BUDGET = 1_000_000
+#: formulas, per kernel, before it switches to that compiled kernel for good
+#: (a call larger than this goes to the kernel at once). Equal to the
+#: kernel's first-use cost with a *warm* cache, measured in Python rows
+#: (``python benchmarks/bench_cold_start.py --compile-cost``, load 1.7 on 2
+#: cores): ``import numba`` plus loading the cached float32 gradient kernel
+#: took 0.28 s, 0.3M rows of the Python ``PreparedRows.gradient_hessian``
+#: (0.92 us a row). Compiling it in a fresh environment took 1.06-1.10 s
+#: (1.15-1.20M rows); the loss-sum kernel 0.72 s (1.4-1.5M rows of
+#: ``mean_loss``). The warm figure is chosen because every later process
+#: pays it: a first budget of 1M rows cost a warm 1M-row, 50-round XGBoost
+#: training one whole round in Python, 0.9 s of its 2.6 s (1.53x the replay
+#: floor, ``benchmarks/bench_overhead_xgboost.py``).
+PYTHON_ROW_BUDGET = 300_000
 
 #: One-off :class:`FocalLoss` calls on more rows than this run compiled
 #: whatever the budget (a single call never spends more than ~30 ms in Python).
@@ -58,14 +62,15 @@ class PythonRowBudget:
     training on one data set at once each switch at the round where a lone
     training would.
 
-    The bound: with the budget equal to the kernel's first-use cost ``C``
-    (in Python rows), the Python rows spent never exceed ``C``, so a
-    training costs at most ``2 C`` beyond its compiled row work where
-    compiling at once would have cost ``C``, and at most what all-Python
-    costs where that is below ``C``: at most about twice the better of the
-    two choices, whatever the number of rounds. (With a warm cache the
-    kernel costs ~0.4 ``C``; the bound there is ~3.5x, in absolute terms
-    at most ``C`` of Python rows, about a second.)
+    The bound: with the budget ``B`` equal to the kernel's first-use cost
+    with a warm cache (in Python rows), the Python rows spent never exceed
+    ``B``, so a warm training costs at most ``2 B`` (about 0.6 s) beyond its
+    compiled row work where loading at once would have cost ``B``, and at
+    most what all-Python costs where that is below ``B``: at most about
+    twice the better of the two choices. In a fresh environment compiling
+    costs ~3.7 ``B``: there the worst case (a training just over ``B``
+    rows of work) is ~4.7x the all-Python cost, at most ~1.4 s, once per
+    environment.
     """
 
     __slots__ = ("_local",)
