@@ -91,7 +91,39 @@ class PythonRowBudget:
         return True
 
 
-class FocalLoss:
+class RecordedLoss:
+    """Equality, hashing and pickling of a loss by its ``to_dict()`` record, written once for every loss.
+
+    Two losses are equal when they are of the same class with the same
+    record (α, γ, Hessian policy); a pickle holds the record without its
+    ``"loss"`` tag and rebuilds the loss through ``__init__``, so it is
+    validated again on load.
+    """
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict:  # pragma: no cover - every loss defines it
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        record = self.to_dict()
+        return hash((type(self), *(tuple(v) if isinstance(v, list) else v for v in record.values())))
+
+    def __getstate__(self) -> dict:
+        state = self.to_dict()
+        del state["loss"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["alpha"], state["gamma"], hessian=state["hessian"])
+
+
+class FocalLoss(RecordedLoss):
     r"""α-balanced focal loss for binary classification, in logit space.
 
     .. math::
@@ -260,20 +292,6 @@ class FocalLoss:
 
     def __repr__(self) -> str:
         return f"FocalLoss(alpha={self._alpha!r}, gamma={self._gamma!r}, hessian={self._hessian!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FocalLoss):
-            return NotImplemented
-        return (self._alpha, self._gamma, self._hessian) == (other._alpha, other._gamma, other._hessian)
-
-    def __hash__(self) -> int:
-        return hash((FocalLoss, self._alpha, self._gamma, self._hessian))
-
-    def __getstate__(self) -> dict:
-        return {"alpha": self._alpha, "gamma": self._gamma, "hessian": self._hessian}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["alpha"], state["gamma"], hessian=state["hessian"])
 
     # ------------------------------------------------------------------ public API
     def loss(

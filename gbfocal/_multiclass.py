@@ -18,7 +18,7 @@ import numpy as np
 
 from gbfocal import _formulas as F
 from gbfocal import _validation as V
-from gbfocal._loss import ONE_OFF_PYTHON_ROWS, PythonRowBudget, ThreadBuffers, _scaled
+from gbfocal._loss import ONE_OFF_PYTHON_ROWS, PythonRowBudget, RecordedLoss, ThreadBuffers, _scaled
 
 MULTICLASS_HESSIAN_POLICIES = {
     "exact": F.HESSIAN_EXACT,
@@ -140,7 +140,7 @@ def as_margin_rows(z: object, name: str = "raw_prediction") -> np.ndarray:
 # --------------------------------------------------------------------------- the loss
 
 
-class MulticlassFocalLoss:
+class MulticlassFocalLoss(RecordedLoss):
     r"""α-balanced softmax focal loss for K-class classification, in margin space.
 
     .. math::
@@ -293,20 +293,6 @@ class MulticlassFocalLoss:
     def __repr__(self) -> str:
         alpha = None if self._alpha is None else list(self._alpha)
         return f"MulticlassFocalLoss(alpha={alpha!r}, gamma={self._gamma!r}, hessian={self._hessian!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MulticlassFocalLoss):
-            return NotImplemented
-        return (self._alpha, self._gamma, self._hessian) == (other._alpha, other._gamma, other._hessian)
-
-    def __hash__(self) -> int:
-        return hash((MulticlassFocalLoss, self._alpha, self._gamma, self._hessian))
-
-    def __getstate__(self) -> dict:
-        return {"alpha": self._alpha, "gamma": self._gamma, "hessian": self._hessian}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["alpha"], state["gamma"], hessian=state["hessian"])
 
     # ------------------------------------------------------------------ public API
     def loss(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from gbfocal import _validation as V
-from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows, _scaled
+from gbfocal._loss import DEFAULT_HESSIAN, HESSIAN_POLICIES, FocalLoss, PreparedRows, RecordedLoss, _scaled
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -109,7 +109,7 @@ def _check_same_shape(y: np.ndarray, z: np.ndarray, name: str = "raw_prediction"
 # --------------------------------------------------------------------------- the loss
 
 
-class MultilabelFocalLoss:
+class MultilabelFocalLoss(RecordedLoss):
     r"""Multi-label α-balanced focal loss: K independent sigmoid focal losses, one per label.
 
     .. math::
@@ -211,20 +211,6 @@ class MultilabelFocalLoss:
     def __repr__(self) -> str:
         d = self.to_dict()
         return f"MultilabelFocalLoss(alpha={d['alpha']!r}, gamma={d['gamma']!r}, hessian={d['hessian']!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MultilabelFocalLoss):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    def __hash__(self) -> int:
-        return hash((MultilabelFocalLoss, self._alpha, self.gamma, self.hessian))
-
-    def __getstate__(self) -> dict:
-        return {"alpha": self._alpha, "gamma": self.gamma, "hessian": self.hessian}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["alpha"], state["gamma"], hessian=state["hessian"])
 
     # ------------------------------------------------------------------ public API
     def loss(
