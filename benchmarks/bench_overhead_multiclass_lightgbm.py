@@ -58,7 +58,7 @@ def recorder(inner, rounds: list, seconds: list):
         t0 = time.perf_counter()
         grad, hess = inner(preds, train_data)
         seconds.append(time.perf_counter() - t0)
-        rounds.append((grad.copy(), hess.copy()))
+        rounds.append((grad.copy(order="K"), hess.copy(order="K")))  # in the layout returned (F for K classes)
         return grad, hess
 
     return fobj

@@ -525,6 +525,10 @@ gradient_hessian_kernel32 = _compile(
 #: Below this many rows per thread, one thread is faster than a hand-off.
 MIN_ROWS_PER_THREAD = 32768
 
+#: Row ranges per thread in :func:`run_chunked`: enough for a slowed thread to hand work to the others,
+#: few enough that the per-range call (a few microseconds) stays negligible.
+PIECES_PER_THREAD = 8
+
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)
 _pool_lock = threading.Lock()
@@ -559,25 +563,50 @@ def run_chunked(kernel, n_rows: int, args: tuple, n_threads: int | None) -> list
     """Call ``kernel(*args, lo, hi)`` over contiguous row ranges covering [0, n_rows).
 
     Returns the list of per-range results, in row order. Kernels release the
-    GIL, so the ranges run truly in parallel.
+    GIL, so the ranges run truly in parallel. The ranges are fixed by
+    ``n_rows`` and the thread count alone (so per-range sums add up in the
+    same order every call), but which thread runs which range is not: the
+    calling thread and ``n_threads - 1`` pool threads take the next range
+    as they finish one (:data:`PIECES_PER_THREAD` ranges per thread). A
+    thread that runs slower, on a core an engine's OpenMP threads still
+    spin on after their parallel region, or that starts late, then simply
+    takes fewer ranges instead of holding up the call.
     """
     if n_threads is None:
         n_threads = default_n_threads()
-    n_chunks = max(1, min(int(n_threads), n_rows // MIN_ROWS_PER_THREAD))
-    if n_chunks == 1:
+    n_workers = max(1, min(int(n_threads), n_rows // MIN_ROWS_PER_THREAD))
+    if n_workers == 1:
         return [kernel(*args, 0, n_rows)]
-    bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
-    pool = _executor(n_chunks)
-    futures = [pool.submit(kernel, *args, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
-    return [f.result() for f in futures]
+    n_pieces = n_workers * PIECES_PER_THREAD
+    bounds = np.linspace(0, n_rows, n_pieces + 1).astype(np.int64).tolist()
+    results: list = [None] * n_pieces
+    claim = itertools.count().__next__  # atomic under the GIL
+
+    def work() -> None:
+        i = claim()
+        while i < n_pieces:
+            results[i] = kernel(*args, bounds[i], bounds[i + 1])
+            i = claim()
+
+    pool = _executor(n_workers - 1)
+    futures = [pool.submit(work) for _ in range(n_workers - 1)]
+    try:
+        work()
+    finally:  # never return (or raise) while a pool thread may still write into the caller's arrays
+        for f in futures:
+            f.exception()
+    for f in futures:
+        f.result()  # a kernel's error in a pool thread
+    return results
 
 
 # --------------------------------------------------------------------------- multiclass
 #
 # The softmax focal loss of :mod:`gbfocal._formulas` over rows of K margins.
-# Margins arrive as a C-contiguous (n, K) array of float32 or float64 (one
-# compiled specialisation each; arithmetic is float64 for both, and float32
-# outputs are stored rounded), labels as int64 class indices, α as a (K,)
+# Margins arrive as a C-contiguous (n, K) array of float32 or float64 (the
+# gradient kernel also reads their class-major (K, n) transpose); one compiled
+# specialisation per dtype; arithmetic is float64 for both, and float32
+# outputs are stored rounded. Labels are int64 class indices, α a (K,)
 # float64 array. A row's K exponentials use the vectorisable exp_neg above
 # (every argument z_k - max z is <= 0).
 
@@ -663,16 +692,24 @@ MC_BLOCK = 256
 
 
 @_compile
-def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy, grad, hess, lo, hi):
-    """grad/hess (n, K) w.r.t. z (n, K) for rows [lo, hi); returns the number of non-finite margins.
+def multiclass_gradient_hessian_kernel(
+    y, z, shift, w, alpha, gamma, gamma_int, policy, class_major, grad, hess, lo, hi
+):
+    """grad/hess w.r.t. the margins ``z + shift`` for rows [lo, hi); returns the number of non-finite margins.
 
-    ``w`` is the weight array, or an empty array for unit weights. Works on
-    blocks of :data:`MC_BLOCK` rows transposed to class-major scratch, so
-    that every loop runs over contiguous rows (SIMD lanes, no gathers) rather
-    than over the K classes of one row. Margins are clamped at
-    ±:data:`Z_SATURATED`, where everything has saturated.
+    ``z``, ``grad``, ``hess``: C-contiguous ``(n, K)`` arrays, or with
+    ``class_major`` their transposes ``(K, n)`` (what a Fortran-ordered
+    ``(n, K)`` array such as LightGBM's scores is viewed as), read and
+    written in that layout with no copy. ``shift`` (K,): added to every
+    row's margins as they are read (an engine's starting score; zeros for
+    none), in float64 as ``z + shift`` would be. ``w`` is the weight array,
+    or an empty array for unit weights. Works on blocks of :data:`MC_BLOCK`
+    rows in class-major scratch, so that every loop runs over contiguous
+    rows (SIMD lanes, no gathers) rather than over the K classes of one
+    row. Margins are clamped at ±:data:`Z_SATURATED`, where everything has
+    saturated.
     """
-    n_classes = z.shape[1]
+    n_classes = shift.shape[0]
     weighted = w.shape[0] > 0
     zt = np.empty((n_classes, MC_BLOCK))
     e = np.empty((n_classes, MC_BLOCK))
@@ -693,18 +730,28 @@ def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy,
     bad = 0
     for b0 in range(lo, hi, MC_BLOCK):
         nb = min(MC_BLOCK, hi - b0)
-        zb, yb, gb, hb = z[b0 : b0 + nb], y[b0 : b0 + nb], grad[b0 : b0 + nb], hess[b0 : b0 + nb]
+        yb = y[b0 : b0 + nb]
         any_bad = False
-        for i in range(nb):
-            zi = zb[i]
+        if class_major:
             for k in range(n_classes):
-                zk = as_float(zi[k])
-                any_bad |= not_finite(zk)
-                zt[k, i] = min(max(zk, -Z_SATURATED), Z_SATURATED)
-        if any_bad:
+                zk_row, zt_row, sk = z[k, b0 : b0 + nb], zt[k], shift[k]
+                for i in range(nb):
+                    zk = as_float(zk_row[i]) + sk
+                    any_bad |= not_finite(zk)
+                    zt_row[i] = min(max(zk, -Z_SATURATED), Z_SATURATED)
+        else:
+            zb = z[b0 : b0 + nb]
             for i in range(nb):
+                zi = zb[i]
                 for k in range(n_classes):
-                    bad += not_finite(as_float(zb[i, k]))
+                    zk = as_float(zi[k]) + shift[k]
+                    any_bad |= not_finite(zk)
+                    zt[k, i] = min(max(zk, -Z_SATURATED), Z_SATURATED)
+        if any_bad:
+            for k in range(n_classes):
+                for i in range(nb):
+                    zk = as_float(z[k, b0 + i] if class_major else z[b0 + i, k]) + shift[k]
+                    bad += not_finite(zk)
         z0 = zt[0]
         for i in range(nb):
             m[i] = z0[i]
@@ -762,11 +809,19 @@ def multiclass_gradient_hessian_kernel(y, z, w, alpha, gamma, gamma_int, policy,
                 gk_row[i] = wt[i] * g_k
                 h_off = wt[i] * multiclass_hess_entry(1.0, ck[i], cb[i], rho, sigma, policy)
                 hk_row[i] = hyy[i] if on_target else h_off
-        for i in range(nb):
-            gi, hi_ = gb[i], hb[i]
+        if class_major:
             for k in range(n_classes):
-                gi[k] = gt[k, i]
-                hi_[k] = ht[k, i]
+                gk_out, hk_out, gk_row, hk_row = grad[k, b0 : b0 + nb], hess[k, b0 : b0 + nb], gt[k], ht[k]
+                for i in range(nb):
+                    gk_out[i] = gk_row[i]
+                    hk_out[i] = hk_row[i]
+        else:
+            gb, hb = grad[b0 : b0 + nb], hess[b0 : b0 + nb]
+            for i in range(nb):
+                gi, hi_ = gb[i], hb[i]
+                for k in range(n_classes):
+                    gi[k] = gt[k, i]
+                    hi_[k] = ht[k, i]
     return bad
 
 

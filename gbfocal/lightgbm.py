@@ -441,6 +441,24 @@ def _margins(loss: Loss, preds: np.ndarray, start: Start, buffers: ThreadBuffers
     return z, n_classes
 
 
+def _objective_margins(
+    loss: Loss, preds: np.ndarray, start: Start, buffers: ThreadBuffers
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """The objective's margins as ``(scores, shift, K)``: the kernel adds ``shift`` as it reads the scores.
+
+    K-class scores stay as LightGBM hands them (Fortran-ordered ``(n, K)``,
+    read class by class with no copy) and :func:`train`'s start travels as
+    the ``(K,)`` shift (None without one); one margin per row gets its start
+    added here, by :func:`_margins`.
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2:
+        z, n_classes = _margins(loss, preds, start, buffers)
+        return z, None, n_classes
+    _check_width(loss, preds.shape[1], "LightGBM's score")
+    return preds, None if _no_start(start) else np.asarray(start, dtype=np.float64), preds.shape[1]
+
+
 class FocalObjective:
     """LightGBM custom objective ``(preds, train_data) -> (grad, hess)`` for a gbfocal loss.
 
@@ -486,12 +504,16 @@ class FocalObjective:
         self._start: Start = 0.0
 
     def __call__(self, preds: np.ndarray, train_data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        z, n_classes = _margins(self.loss, preds, self._start, self._margin_buffers)
+        z, shift, n_classes = _objective_margins(self.loss, preds, self._start, self._margin_buffers)
         rows = self._cache.get(self.loss, *_label_and_weight(train_data), n_classes)
         # float32 out: LightGBM would round the float64 values to float32 itself, in a copy per round.
         # Not binary with weights: that kernel applies them to the stored values, which would round twice.
         out_dtype = np.float32 if (n_classes is not None or rows.w.shape[0] == 0) else None
-        return rows.gradient_hessian(self.loss, z, self.n_threads, out_dtype=out_dtype)
+        if n_classes is None:
+            return rows.gradient_hessian(self.loss, z, self.n_threads, out_dtype=out_dtype)
+        # K classes: scores and gradients stay class-major (Fortran-ordered (n, K)), which LightGBM's
+        # ravel(order="F") then takes as they are
+        return rows.gradient_hessian(self.loss, z, self.n_threads, out_dtype=out_dtype, shift=shift)
 
     def __repr__(self) -> str:
         return f"gbfocal.lightgbm.objective({self.loss!r}, n_threads={self.n_threads!r})"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -295,3 +297,42 @@ def test_forked_child_can_compute():
 @pytest.mark.skipif(sys.platform != "linux", reason="uses os.fork")
 def test_default_threads_respect_affinity():
     assert C.default_n_threads() == len(os.sched_getaffinity(0))
+
+
+def test_run_chunked_ranges_are_fixed_and_in_order_whoever_runs_them():
+    # ranges depend on n_rows and the thread count only; results come back in range order
+    seen: list = []
+    lock = threading.Lock()
+
+    def kernel(tag, lo, hi):
+        with lock:
+            seen.append((lo, hi, threading.current_thread().name))
+        return (tag, lo, hi)
+
+    n = 5 * C.MIN_ROWS_PER_THREAD + 3
+    parts = C.run_chunked(kernel, n, ("t",), 3)
+    assert len(parts) == 3 * C.PIECES_PER_THREAD
+    assert parts[0][1] == 0 and parts[-1][2] == n
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(parts))  # contiguous, in order
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [p[1:] for p in parts]  # each range run once
+    assert C.run_chunked(kernel, n, ("t",), 3) == parts
+    assert C.run_chunked(kernel, 100, ("t",), 3) == [("t", 0, 100)]  # small: the caller alone
+
+
+def test_run_chunked_reports_an_error_after_every_range_has_stopped():
+    running = []
+    lock = threading.Lock()
+
+    def kernel(lo, hi):
+        with lock:
+            running.append(1)
+        time.sleep(0.01)
+        with lock:
+            running.pop()
+        if lo == 0:
+            raise RuntimeError("piece 0 failed")
+        return lo
+
+    with pytest.raises(RuntimeError, match="piece 0 failed"):
+        C.run_chunked(kernel, 4 * C.MIN_ROWS_PER_THREAD, (), 2)
+    assert running == []  # nothing still writing when the error reaches the caller

@@ -516,3 +516,65 @@ def test_non_finite_margins_are_refused(bad):
             call(Y3, z)
     with pytest.raises(ValueError, match="raw_prediction contains 1 NaN or infinite"):
         loss.posterior(z)
+
+
+@pytest.mark.parametrize("budget", [0, 10**9], ids=["kernel", "python"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fortran_ordered_margins_and_shift_give_the_row_major_values(monkeypatch, budget, weighted):
+    # LightGBM's (n, K) scores are Fortran-ordered: prepared rows read them (plus a start) class by class and
+    # return Fortran-ordered outputs, equal bit for bit to the C-ordered route through z + shift
+    from gbfocal import _loss
+
+    monkeypatch.setattr(_loss, "PYTHON_ROW_BUDGET", budget)
+    rng = np.random.default_rng(11)
+    n = 70_000 if budget == 0 else 700  # the kernel path over several pieces and threads
+    z = np.asfortranarray(rng.normal(scale=4.0, size=(n, 5)))
+    z[:5] = [[800.0, -800.0, 0.0, 1e4, -1e4]] * 5  # saturated rows
+    y = rng.integers(0, 5, n)
+    w = rng.uniform(0.0, 3.0, n) if weighted else None
+    shift = np.array([0.5, -1.25, 3.0, 0.0, -700.0])
+    loss = MulticlassFocalLoss((1.0, 2.0, 0.5, 1.0, 4.0), 2.0)
+    want_g, want_h = loss.gradient_hessian(y, np.ascontiguousarray(z) + shift, w)
+    for out_dtype in (None, np.float32):
+        rows = loss.prepared(y, w, 5)
+        g, h = rows.gradient_hessian(loss, z, n_threads=2, out_dtype=out_dtype, shift=shift)
+        assert g.flags.f_contiguous and not g.flags.c_contiguous and h.flags.f_contiguous
+        dtype = np.float64 if out_dtype is None else np.float32
+        np.testing.assert_array_equal(g, want_g.astype(dtype))
+        np.testing.assert_array_equal(h, want_h.astype(dtype))
+        g0, _ = rows.gradient_hessian(loss, z, n_threads=2, out_dtype=out_dtype)  # no shift
+        np.testing.assert_array_equal(g0, loss.gradient_hessian(y, np.ascontiguousarray(z), w)[0].astype(dtype))
+    bad = z.copy(order="F")
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="1 NaN"):
+        loss.prepared(y, w, 5).gradient_hessian(loss, bad, shift=shift)
+    with pytest.raises(ValueError, match="shift must hold K = 5 finite"):
+        loss.prepared(y, w, 5).gradient_hessian(loss, z, shift=[0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "totals, alpha, gamma",
+    [
+        ([1.0, 30.0, 0.2, 5.0], (1.0, 0.25, 2.0, 1.0), 2.0),
+        ([1.0, 1e12], None, 0.5),  # a class 1e12 times rarer
+        ([1e-30, 1.0, 1.0], (1.0, 1.0, 1e-5), 5.0),
+        ([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0], None, 20.0),
+        ([1.0, 1e60], None, 1.0),  # π of the rare class far below float64's epsilon
+    ],
+)
+def test_init_score_meets_the_stationarity_conditions_to_60_digits(totals, alpha, gamma):
+    # the focal-optimal constant: W_k α_k |f'(π_k)| equal for every k, Σ π = 1 (checked in mpmath)
+    loss = MulticlassFocalLoss(alpha, gamma)
+    s = loss.init_score_from_totals(totals)
+    a = np.ones(len(totals)) if alpha is None else np.array(alpha)
+    with mp.workdps(60):
+        pulls = []
+        for k, sk in enumerate(s):
+            p = mp.exp(mp.mpf(sk))
+            q = -mp.expm1(mp.mpf(sk))
+            pulls.append(
+                mp.log(mp.mpf(totals[k]) * a[k]) + gamma * mp.log(q) - mp.log(p) + mp.log1p(gamma * p * -mp.log(p) / q)
+            )
+        spread = max(pulls) - min(pulls)
+        assert float(spread) < 1e-12 * max(1.0, float(max(abs(v) for v in pulls)))
+        assert abs(float(mp.fsum(mp.exp(mp.mpf(v)) for v in s) - 1)) < 1e-15
